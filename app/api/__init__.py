@@ -1,0 +1,1 @@
+"""HTTP entry points: blueprints, schemas, one JSON error shape."""

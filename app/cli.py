@@ -1,0 +1,354 @@
+"""`manage.py` commands (a FlaskGroup): run the platform, workers and the sweeper; submit,
+list, show, cancel and retry tasks; stop, start and clean up the queue; list and scaffold
+processors. `db upgrade` comes from Flask-Migrate.
+"""
+
+import json
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import click
+import flask
+from flask.cli import FlaskGroup, with_appcontext
+
+from app import config as config_module
+from app import runtime
+from app.queue import sweeper
+from app.services import accounts, errors
+from app.services import queue as queue_service
+from app.services import tasks as task_service
+from processors import providers
+from processors.policy import POOLS
+
+EXIT_FAILED = 1
+EXIT_CANCELLED = 3
+
+
+def main() -> None:
+    """Run the command line (`manage.py` and the `conveyor` script)."""
+    from app import create_app
+    group = FlaskGroup(create_app=lambda: create_app(), help=__doc__, add_default_commands=False)
+    group.add_command(flask.cli.shell_command)
+    group.add_command(flask.cli.routes_command)
+    try:
+        group.main(prog_name="manage.py")
+    except config_module.ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
+def init_app(app: flask.Flask) -> None:
+    """Register the commands on `app`."""
+    for command in (run, worker, sweeper_command, tasks_group, queue_group, processors_group):
+        app.cli.add_command(command)
+
+
+def _fail(exc: errors.ServiceError) -> None:
+    detail = f" {json.dumps(exc.errors)}" if exc.errors else ""
+    raise click.ClickException(f"{exc.message}{detail}")
+
+
+# --- processes -------------------------------------------------------------------------------
+
+@click.command("worker")
+@click.option("--pool", type=click.Choice(POOLS), required=True, help="The pool (Celery queue) to serve.")
+@click.option("--concurrency", type=int, default=None, help="Pool processes (default: from settings).")
+@click.option("--loglevel", default="INFO", show_default=True)
+@with_appcontext
+def worker(pool: str, concurrency: int | None, loglevel: str) -> None:
+    """Run a Celery worker for one pool."""
+    conveyor = runtime.current()
+    concurrency = concurrency or conveyor.settings[f"CONVEYOR_{pool.upper()}_CONCURRENCY"]
+    conveyor.celery.worker_main(["worker", "-Q", pool, "-c", str(concurrency), "-P", "prefork",
+                                 "-n", f"{pool}-%p@%h", "--loglevel", loglevel,
+                                 "--without-gossip", "--without-mingle", "--without-heartbeat"])
+
+
+@click.command("sweeper")
+@with_appcontext
+def sweeper_command() -> None:
+    """Run the sweeper: rescue expired leases and re-wake due tasks (one active at a time)."""
+    conveyor = runtime.current()
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    click.echo(f"sweeper: every {conveyor.settings['CONVEYOR_SWEEP_SECONDS']:g}s")
+    try:
+        sweeper.loop(conveyor.sessions, conveyor.engine, conveyor.settings["CONVEYOR_VAR_DIR"],
+                     conveyor.registry, conveyor.wake, conveyor.backlog,
+                     conveyor.settings["CONVEYOR_SWEEP_SECONDS"], should_stop=lambda: bool(stopping))
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def run(host: str, port: int) -> None:
+    """Run the API, one worker per pool and the sweeper together (the embedded default)."""
+    from flask_migrate import upgrade
+    upgrade()
+    accounts.local()
+    children = [_spawn(["worker", "--pool", pool, "--loglevel", "WARNING"]) for pool in POOLS]
+    children.append(_spawn(["sweeper"]))
+    click.echo(f"Conveyor is running at http://{host}:{port}/ (workers: {', '.join(POOLS)}; sweeper)")
+    click.echo("Submit a task:  python manage.py tasks submit sleep --param seconds=1 --wait")
+    try:
+        flask.current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def _spawn(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "app.cli", *args])
+
+
+# --- tasks -----------------------------------------------------------------------------------
+
+@click.group("tasks")
+def tasks_group() -> None:
+    """Submit, inspect, cancel and retry tasks."""
+
+
+def _parse_params(pairs: tuple[str, ...], json_file) -> dict:
+    params = json.load(json_file) if json_file else {}
+    if not isinstance(params, dict):
+        raise click.BadParameter("must hold a JSON object", param_hint="--json")
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--param")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        target = params
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise click.BadParameter(f"{key!r} nests under a value that is not an object", param_hint="--param")
+        target[leaf] = value
+    return params
+
+
+@tasks_group.command("submit")
+@click.argument("type")
+@click.option("--param", "pairs", multiple=True, metavar="KEY=VALUE",
+              help="A param; dotted keys nest (source.url=...); values parse as JSON when they can.")
+@click.option("--json", "json_file", type=click.File("r"), help="Params as a JSON object (a file, or - for stdin).")
+@click.option("--priority", type=click.Choice(["urgent", "high", "normal", "low"]), default=None)
+@click.option("--idempotency-key", default=None)
+@click.option("--account", default=None, help="Account name (default: the local account).")
+@click.option("--wait", is_flag=True, help="Follow progress; exit 0 on success, 1 on failure, 3 on cancel.")
+@with_appcontext
+def submit(type, pairs, json_file, priority, idempotency_key, account, wait) -> None:
+    """Submit a task of TYPE."""
+    params = _parse_params(pairs, json_file)
+    owner = _account(account)
+    try:
+        task, created = task_service.submit(type, params, account_id=owner.id, priority=priority,
+                                            idempotency_key=idempotency_key)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    click.echo(f"{'submitted' if created else 'existing'} {task.type} task {task.id}", err=wait)
+    if wait:
+        sys.exit(_follow(task.id))
+
+
+def _account(name: str | None):
+    if name is None:
+        return accounts.local()
+    found = accounts.by_name(name)
+    if found is None:
+        raise click.BadParameter(f"no account named {name!r}", param_hint="--account")
+    return found
+
+
+def _follow(task_id) -> int:
+    """Draw the task's progress until it ends; return the exit code for its outcome."""
+    from app.extensions import db
+    after, percent, stage, status, final = 0, 0.0, "", "queued", None
+    while True:
+        for event in task_service.events(task_id, None, after):
+            after = event.id
+            if event.kind == "progress":
+                percent, stage = event.data.get("progress", percent), event.data.get("stage") or stage
+            elif event.kind == "status":
+                status = event.data["status"]
+                final = event.data
+            _draw(percent, stage or status)
+        db.session.rollback()  # end the read transaction so the next poll sees new rows
+        if status in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.2)
+    if status == "succeeded":
+        _draw(100.0, "succeeded")
+        click.echo("", err=True)
+        task = task_service.get(task_id, None)
+        click.echo(json.dumps(task.result, indent=2, default=str))
+        return 0
+    click.echo("", err=True)
+    reason = (final or {}).get("error", {}).get("message") or (final or {}).get("reason") or ""
+    click.echo(f"task {status}: {reason}", err=True)
+    return EXIT_CANCELLED if status == "cancelled" else EXIT_FAILED
+
+
+def _draw(percent: float, label: str, width: int = 30) -> None:
+    filled = int(width * percent / 100)
+    click.echo(f"\r[{'#' * filled}{'-' * (width - filled)}] {percent:5.1f}% {label[:40]:<40}", nl=False, err=True)
+
+
+@tasks_group.command("list")
+@click.option("--status", default=None)
+@click.option("--type", "type_", default=None)
+@click.option("--limit", default=20, show_default=True)
+@with_appcontext
+def list_tasks(status, type_, limit) -> None:
+    """List tasks, newest first."""
+    for task in task_service.find(None, status=status, type=type_, limit=limit):
+        click.echo(f"{task.id}  {task.type:<16} {task.status:<10} {task.progress:5.1f}%  "
+                   f"attempt {task.attempt}/{task.max_attempts}  {task.created_at:%Y-%m-%d %H:%M:%S}")
+
+
+@tasks_group.command("show")
+@click.argument("task_id")
+@with_appcontext
+def show(task_id) -> None:
+    """Show a task and its events as JSON."""
+    try:
+        task = task_service.get(task_id, None)
+        history = task_service.events(task_id, None)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    fields = ("id", "type", "pool", "status", "priority", "params", "result", "error", "attempt", "max_attempts",
+              "progress", "stage", "message", "run_at", "created_at", "started_at", "finished_at")
+    body = {name: getattr(task, name) for name in fields}
+    body["events"] = [{"id": e.id, "attempt": e.attempt, "kind": e.kind, "data": e.data, "at": e.created_at}
+                      for e in history]
+    click.echo(json.dumps(body, indent=2, default=str))
+
+
+@tasks_group.command("cancel")
+@click.argument("task_id")
+@with_appcontext
+def cancel(task_id) -> None:
+    """Cancel a task (a running one stops at its next heartbeat)."""
+    try:
+        click.echo(task_service.cancel(task_id, None))
+    except errors.ServiceError as exc:
+        _fail(exc)
+
+
+@tasks_group.command("retry")
+@click.argument("task_id")
+@with_appcontext
+def retry(task_id) -> None:
+    """Requeue a failed or cancelled task."""
+    try:
+        task = task_service.retry(task_id, None)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    click.echo(f"requeued {task.id}")
+
+
+# --- queue -----------------------------------------------------------------------------------
+
+@click.group("queue")
+def queue_group() -> None:
+    """Stop, start, inspect and clean up the queue."""
+
+
+@queue_group.command("status")
+@with_appcontext
+def queue_status() -> None:
+    """Print counts, running tasks, pauses and limits as JSON."""
+    click.echo(json.dumps(queue_service.status(), indent=2, default=str))
+
+
+def _scoped(action):
+    @click.option("--pool", type=click.Choice(POOLS), default=None)
+    @click.option("--type", "type_", default=None)
+    @with_appcontext
+    def command(pool, type_):
+        try:
+            click.echo(json.dumps(action(pool=pool, type=type_)))
+        except errors.ServiceError as exc:
+            _fail(exc)
+    command.__doc__ = action.__doc__
+    return command
+
+
+queue_group.command("stop")(_scoped(queue_service.stop))
+queue_group.command("start")(_scoped(queue_service.start))
+
+
+@queue_group.command("cleanup")
+@click.option("--stuck-after", type=float, default=None, help="Also end running tasks silent this many seconds.")
+@with_appcontext
+def cleanup(stuck_after) -> None:
+    """Rescue tasks whose worker died; print what was done."""
+    report = queue_service.cleanup(stuck_after)
+    click.echo(json.dumps({"handled": report, "count": len(report)}, indent=2))
+
+
+@queue_group.command("limit")
+@click.argument("type")
+@click.argument("limit")
+@with_appcontext
+def limit(type, limit) -> None:
+    """Cap how many TYPE tasks run at once (LIMIT a number, or 'none')."""
+    value = None if limit.lower() == "none" else int(limit)
+    try:
+        click.echo(json.dumps(queue_service.set_limit(type, value)))
+    except errors.ServiceError as exc:
+        _fail(exc)
+
+
+# --- processors ------------------------------------------------------------------------------
+
+@click.group("processors")
+def processors_group() -> None:
+    """List and scaffold processors."""
+
+
+@processors_group.command("list")
+@with_appcontext
+def list_processors() -> None:
+    """List task types with pool, policy and provider availability."""
+    conveyor = runtime.current()
+    for name in conveyor.registry.types():
+        policy = conveyor.registry.policy(name)
+        cls = conveyor.registry.processor_class(name)
+        missing = {p: why for p, why in providers.availability(cls.providers, conveyor.settings).items() if why}
+        state = "available" if not missing else "unavailable: " + "; ".join(missing.values())
+        click.echo(f"{name:<18} pool={policy.pool:<4} attempts={policy.max_attempts} "
+                   f"timeout={policy.soft_timeout:g}/{policy.hard_timeout:g}s priority={policy.priority} "
+                   f"backoff={policy.backoff_base:g}..{policy.backoff_cap:g}s  {state}")
+
+
+@processors_group.command("new")
+@click.argument("name")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=pathlib.Path), default=None,
+              help="Where to create the package (default: ./conveyor-NAME).")
+def new_processor(name, directory) -> None:
+    """Scaffold an installable plugin package for task type NAME."""
+    from processors import scaffold
+    try:
+        target = scaffold.create(name, directory)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from exc
+    click.echo(f"created {target}\nnext: pip install -e {target} && python manage.py processors list")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Settings from the environment (and `.env`), checked at start, with defaults that run with
+no servers: a SQLite file and a `filesystem://` broker under `var/`.
+
+Every setting is an environment variable; `create_app(config)` may override any of them with
+a dict (tests do). `load` returns the Flask config or raises `ConfigError` listing every
+problem at once.
+"""
+
+import json
+import os
+import pathlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+class ConfigError(Exception):
+    """The settings are invalid."""
+
+
+def _int(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: Any) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}")
+        return value
+    return parse
+
+
+def _float(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: Any) -> float:
+        value = float(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}")
+        return value
+    return parse
+
+
+def _json_object(raw: Any) -> dict:
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    return value
+
+
+def _list(raw: Any) -> list[str]:
+    if isinstance(raw, list | tuple):
+        return [str(item) for item in raw]
+    return [item.strip() for item in str(raw).split(",") if item.strip()]
+
+
+def _database_url(raw: Any) -> str:
+    raw = str(raw)
+    if not raw.startswith(("sqlite:", "postgresql:", "postgresql+psycopg2:", "postgres:")):
+        raise ValueError("must be a sqlite:/// or postgresql:// URL")
+    # SQLAlchemy 2.1 maps postgresql:// to psycopg 3; the stack is psycopg2.
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg2://" + raw[len(prefix):]
+    return raw
+
+
+def _broker_url(raw: Any) -> str:
+    raw = str(raw)
+    if not raw.startswith(("redis://", "rediss://", "filesystem://", "amqp://", "pyamqp://")):
+        raise ValueError("must be a redis://, amqp:// or filesystem:// URL")
+    return raw
+
+
+def _str(raw: Any) -> str:
+    return str(raw)
+
+
+# name -> (parser, default). A default of None means "unset"; callables are computed.
+SETTINGS: dict[str, tuple[Callable, Any]] = {
+    "CONVEYOR_VAR_DIR": (_str, lambda env: str(pathlib.Path.cwd() / "var")),
+    "DATABASE_URL": (_database_url, lambda env: f"sqlite:///{env['CONVEYOR_VAR_DIR']}/conveyor.db"),
+    "BROKER_URL": (_broker_url, "filesystem://"),
+    "REDIS_URL": (_str, None),
+    "SECRET_KEY": (_str, None),
+    "CONVEYOR_LEASE_SECONDS": (_float(2, 3600), 15.0),
+    "CONVEYOR_HEARTBEAT_SECONDS": (_float(0.1, 60), 1.0),
+    "CONVEYOR_CANCEL_GRACE_SECONDS": (_float(0, 3600), 10.0),
+    "CONVEYOR_SWEEP_SECONDS": (_float(0.1, 600), 1.0),
+    "CONVEYOR_POLICIES": (_json_object, {}),
+    "CONVEYOR_PROCESSORS": (_list, []),
+    "CONVEYOR_PLUGINS": (_int(0, 1), 1),
+    "CONVEYOR_CPU_CONCURRENCY": (_int(1, 256), lambda env: os.cpu_count() or 1),
+    "CONVEYOR_IO_CONCURRENCY": (_int(1, 256), 4),
+    "CONVEYOR_API_URL": (_str, "http://127.0.0.1:5000"),
+    "OPENAI_API_KEY": (_str, None),
+    "OPENAI_BASE_URL": (_str, None),
+    "ELEVENLABS_API_KEY": (_str, None),
+    "ELEVENLABS_BASE_URL": (_str, None),
+}
+
+
+def load(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> dict:
+    """Return the checked settings from `environ` and `overrides`; raise ConfigError if bad."""
+    given = {**{k: v for k, v in environ.items() if k in SETTINGS}, **(overrides or {})}
+    values: dict[str, Any] = {}
+    problems = []
+    for name, (parse, default) in SETTINGS.items():
+        if name in given and given[name] not in (None, ""):
+            try:
+                values[name] = parse(given[name])
+            except (ValueError, TypeError) as exc:
+                problems.append(f"{name}={given[name]!r}: {exc}")
+        else:
+            values[name] = default(values) if callable(default) else default
+    if not problems and values["CONVEYOR_LEASE_SECONDS"] < 2 * values["CONVEYOR_HEARTBEAT_SECONDS"]:
+        problems.append("CONVEYOR_LEASE_SECONDS must be at least twice CONVEYOR_HEARTBEAT_SECONDS")
+    if problems:
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
+    extra = {k: v for k, v in (overrides or {}).items() if k not in SETTINGS}
+    return {**values, **extra, **_derived(values)}
+
+
+def is_embedded(settings: Mapping[str, Any]) -> bool:
+    """Tell whether the settings use the embedded default (SQLite and a filesystem broker)."""
+    return settings["DATABASE_URL"].startswith("sqlite:") and settings["BROKER_URL"].startswith("filesystem:")
+
+
+def _derived(values: dict) -> dict:
+    """Return the Flask and extension settings that follow from ours."""
+    url = values["DATABASE_URL"]
+    if url.startswith("sqlite:"):
+        engine = {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    else:
+        engine = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+    return {
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine,
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+    }

@@ -1,0 +1,194 @@
+"""Typed SQLAlchemy 2 models: accounts, users, tasks, their events and artifacts, and the
+durable queue controls. Rows only: queue logic lives in `app.queue`, use cases in
+`app.services`.
+"""
+
+import datetime
+import enum
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+from sqlalchemy.dialects import postgresql
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A timezone-aware UTC datetime on every backend (SQLite keeps no zone of its own)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a timezone-aware column")
+        value = value.astimezone(datetime.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value.astimezone(datetime.UTC)
+
+
+def utcnow() -> datetime.datetime:
+    """Return the current time, timezone-aware, in UTC."""
+    return datetime.datetime.now(datetime.UTC)
+
+
+class Base(orm.DeclarativeBase):
+    registry = orm.registry(
+        metadata=sa.MetaData(naming_convention=NAMING),
+        type_annotation_map={datetime.datetime: UTCDateTime, dict[str, Any]: JSONType, uuid.UUID: sa.Uuid})
+
+
+class Status(enum.StrEnum):
+    """Task states; the allowed moves between them are in `app.queue.states`."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Priority(enum.IntEnum):
+    """Task priorities; a lower number starts first."""
+
+    URGENT = 0
+    HIGH = 1
+    NORMAL = 2
+    LOW = 3
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: orm.Mapped[uuid.UUID] = orm.mapped_column(primary_key=True, default=uuid.uuid4)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(200), unique=True)
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: orm.Mapped[uuid.UUID] = orm.mapped_column(primary_key=True, default=uuid.uuid4)
+    account_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(200))
+    role: orm.Mapped[str] = orm.mapped_column(sa.String(20), default="member")
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "name", name="uq_users_account_name"),
+        sa.CheckConstraint("role IN ('admin', 'member')", name="role"),
+    )
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: orm.Mapped[uuid.UUID] = orm.mapped_column(primary_key=True, default=uuid.uuid4)
+    type: orm.Mapped[str] = orm.mapped_column(sa.String(64))
+    pool: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    status: orm.Mapped[str] = orm.mapped_column(sa.String(16), default=Status.QUEUED)
+    priority: orm.Mapped[int] = orm.mapped_column(sa.SmallInteger, default=Priority.NORMAL)
+    params: orm.Mapped[dict[str, Any]] = orm.mapped_column(default=dict)
+    result: orm.Mapped[dict[str, Any] | None]
+    error: orm.Mapped[dict[str, Any] | None]
+    attempt: orm.Mapped[int] = orm.mapped_column(default=0)
+    max_attempts: orm.Mapped[int] = orm.mapped_column(default=1)
+    run_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    lease_until: orm.Mapped[datetime.datetime | None]
+    heartbeat_at: orm.Mapped[datetime.datetime | None]
+    worker: orm.Mapped[str | None] = orm.mapped_column(sa.String(200))
+    cancel_requested_at: orm.Mapped[datetime.datetime | None]
+    progress: orm.Mapped[float] = orm.mapped_column(default=0.0)
+    stage: orm.Mapped[str | None] = orm.mapped_column(sa.String(100))
+    message: orm.Mapped[str | None] = orm.mapped_column(sa.String(500))
+    idempotency_key: orm.Mapped[str | None] = orm.mapped_column(sa.String(200))
+    account_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
+    user_id: orm.Mapped[uuid.UUID | None] = orm.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    parent_id: orm.Mapped[uuid.UUID | None] = orm.mapped_column(sa.ForeignKey("tasks.id", ondelete="SET NULL"), index=True)
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    started_at: orm.Mapped[datetime.datetime | None]
+    finished_at: orm.Mapped[datetime.datetime | None]
+
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="status"),
+        sa.CheckConstraint("priority BETWEEN 0 AND 3", name="priority"),
+        sa.UniqueConstraint("account_id", "idempotency_key", name="uq_tasks_account_idempotency_key"),
+        # The claim reads only this index: its size follows the waiting tasks, not the history.
+        sa.Index("ix_tasks_claim", "pool", "priority", "run_at", "created_at",
+                 postgresql_where=sa.text("status = 'queued'"), sqlite_where=sa.text("status = 'queued'")),
+        # Concurrency limits count running tasks per type; the sweeper scans expired leases.
+        sa.Index("ix_tasks_running", "type", "lease_until",
+                 postgresql_where=sa.text("status = 'running'"), sqlite_where=sa.text("status = 'running'")),
+        sa.Index("ix_tasks_account_created", "account_id", "created_at"),
+        sa.Index("ix_tasks_status_finished", "status", "finished_at"),
+    )
+
+
+class TaskEvent(Base):
+    __tablename__ = "task_events"
+
+    # The sequence id is the Server-Sent Events id: strictly increasing, so resume is exact.
+    id: orm.Mapped[int] = orm.mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("tasks.id", ondelete="CASCADE"))
+    attempt: orm.Mapped[int] = orm.mapped_column(default=0)
+    kind: orm.Mapped[str] = orm.mapped_column(sa.String(16))
+    data: orm.Mapped[dict[str, Any]] = orm.mapped_column(default=dict)
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('status', 'progress', 'artifact', 'log')", name="kind"),
+        sa.Index("ix_task_events_task_id_id", "task_id", "id"),
+    )
+
+
+class Artifact(Base):
+    __tablename__ = "artifacts"
+
+    id: orm.Mapped[uuid.UUID] = orm.mapped_column(primary_key=True, default=uuid.uuid4)
+    task_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    attempt: orm.Mapped[int]
+    kind: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    storage_key: orm.Mapped[str] = orm.mapped_column(sa.String(500))
+    mime: orm.Mapped[str | None] = orm.mapped_column(sa.String(100))
+    size: orm.Mapped[int] = orm.mapped_column(sa.BigInteger)
+    meta: orm.Mapped[dict[str, Any]] = orm.mapped_column("metadata", default=dict)
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+
+
+class QueueControl(Base):
+    """A durable switch: pause the whole queue, a pool or a type, or cap a type's concurrency."""
+
+    __tablename__ = "queue_controls"
+
+    id: orm.Mapped[int] = orm.mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: orm.Mapped[str] = orm.mapped_column(sa.String(8))
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(64))
+    paused: orm.Mapped[bool] = orm.mapped_column(default=False)
+    concurrency_limit: orm.Mapped[int | None]
+    updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.UniqueConstraint("scope", "name", name="uq_queue_controls_scope_name"),
+        sa.CheckConstraint("scope IN ('queue', 'pool', 'type')", name="scope"),
+        sa.CheckConstraint("concurrency_limit IS NULL OR concurrency_limit >= 0", name="concurrency_limit"),
+    )

@@ -1,0 +1,45 @@
+"""Celery glue: build the Celery app from Conveyor's settings, publish wake-ups, and read a
+pool's broker backlog. Pools are Celery queues named after them (`cpu`, `io`).
+"""
+
+import pathlib
+
+import celery
+import kombu
+
+import celeryconfig
+from processors.policy import POOLS
+
+WAKE_TASK = "conveyor.wake"
+
+
+def create(settings: dict) -> celery.Celery:
+    """Return a Celery app configured from `settings` (broker, queues, reliability)."""
+    app = celery.Celery("conveyor", set_as_current=False)
+    app.config_from_object(celeryconfig)
+    app.conf.broker_url = settings["BROKER_URL"]
+    app.conf.task_queues = [kombu.Queue(pool, routing_key=pool) for pool in POOLS]
+    if settings["BROKER_URL"].startswith("filesystem:"):
+        folder = pathlib.Path(settings["CONVEYOR_VAR_DIR"]) / "broker"
+        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(folder), "data_folder_out": str(folder),
+            "processed_folder": str(folder / "processed"), "store_processed": False}
+    return app
+
+
+def wake(app: celery.Celery, pool: str, count: int = 1, countdown: float | None = None) -> None:
+    """Publish `count` wake-ups to `pool`; each lets one worker claim one task there."""
+    with app.producer_or_acquire() as producer:
+        for _ in range(count):
+            app.send_task(WAKE_TASK, args=[pool], queue=pool, routing_key=pool,
+                          countdown=countdown or None, producer=producer)
+
+
+def backlog(app: celery.Celery, pool: str) -> int:
+    """Return how many wake-ups wait on the broker in `pool` (not those held by workers)."""
+    with app.connection_for_read() as connection:
+        try:
+            return connection.default_channel.queue_declare(queue=pool, passive=True).message_count
+        except Exception:  # the queue does not exist yet: nothing was ever published there
+            return 0

@@ -1,0 +1,192 @@
+"""Task lifecycle: submit, claim, heartbeat, progress, finish, fail (retry or give up), cancel
+and retry. Each move writes its event in the same transaction. Callers commit.
+"""
+
+import datetime
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from app import models
+from app.models import Priority, Status
+from app.queue import errors, sql
+from processors import errors as processor_errors
+from processors import registry as registry_module
+
+
+def now() -> datetime.datetime:
+    """Return the current UTC time; one clock for the whole queue."""
+    return models.utcnow()
+
+
+def add_event(session: orm.Session, task_id: uuid.UUID, attempt: int, kind: str, data: dict,
+              at: datetime.datetime | None = None) -> None:
+    """Append an event to a task's history."""
+    session.execute(sql.add_event(task_id, attempt, kind, data, at or now()))
+
+
+def parse_priority(value: str | int | None, default: str) -> int:
+    """Return the stored number for a priority name (or number); ValueError if unknown."""
+    if value is None:
+        value = default
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(Priority(value))
+    try:
+        return int(Priority[str(value).upper()])
+    except KeyError:
+        raise ValueError(f"unknown priority {value!r}; use urgent, high, normal or low") from None
+
+
+def submit(session: orm.Session, registry: registry_module.Registry, *, type: str, params: dict | None,
+           account_id: uuid.UUID, user_id: uuid.UUID | None = None, priority: str | int | None = None,
+           run_at: datetime.datetime | None = None, parent_id: uuid.UUID | None = None,
+           idempotency_key: str | None = None) -> tuple[models.Task, bool]:
+    """Validate and add a task; return it and whether it is new.
+
+    A repeated idempotency key (per account) returns the task it first created, unchanged.
+    Raises UnknownTaskType, processors.errors.InvalidParams or ValueError (priority).
+    """
+    if type not in registry:
+        raise errors.UnknownTaskType(f"unknown task type {type!r}")
+    if idempotency_key:
+        existing = _by_key(session, account_id, idempotency_key)
+        if existing is not None:
+            return existing, False
+    cls = registry.processor_class(type)
+    policy = registry.policy(type)
+    stored = cls.dump_params(cls.load_params(params))
+    at = now()
+    task = models.Task(id=uuid.uuid4(), type=type, pool=policy.pool, status=Status.QUEUED,
+                       priority=parse_priority(priority, policy.priority), params=stored,
+                       max_attempts=policy.max_attempts, run_at=run_at or at, account_id=account_id,
+                       user_id=user_id, parent_id=parent_id, idempotency_key=idempotency_key,
+                       created_at=at, updated_at=at)
+    try:
+        with session.begin_nested():
+            session.add(task)
+            session.flush()
+    except sa.exc.IntegrityError:
+        # Another request with the same key committed first: return its task.
+        existing = _by_key(session, account_id, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing, False
+    add_event(session, task.id, 0, "status",
+              {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}, at)
+    return task, True
+
+
+def _by_key(session: orm.Session, account_id: uuid.UUID, key: str) -> models.Task | None:
+    query = sa.select(models.Task).where(models.Task.account_id == account_id, models.Task.idempotency_key == key)
+    return session.scalars(query).first()
+
+
+def claim(session: orm.Session, pool: str, lease_seconds: float, worker: str) -> sa.Row | None:
+    """Claim the best eligible task of `pool` for a new attempt; None if there is none."""
+    at = now()
+    row = session.execute(sql.claim(pool, at, at + datetime.timedelta(seconds=lease_seconds), worker)).first()
+    if row is not None:
+        add_event(session, row.id, row.attempt, "status", {"status": Status.RUNNING, "worker": worker}, at)
+    return row
+
+
+def heartbeat(session: orm.Session, task_id: uuid.UUID, attempt: int, lease_seconds: float) -> bool:
+    """Renew the attempt's lease; return whether a cancel was asked. Raises StaleAttempt."""
+    at = now()
+    row = session.execute(sql.heartbeat(task_id, attempt, at, at + datetime.timedelta(seconds=lease_seconds))).first()
+    if row is None:
+        raise errors.StaleAttempt()
+    return row.cancel_requested_at is not None
+
+
+def record_progress(session: orm.Session, task_id: uuid.UUID, attempt: int, percent: float,
+                    stage: str | None, message: str | None) -> bool:
+    """Store the attempt's progress and its event; return whether a cancel was asked."""
+    at = now()
+    row = session.execute(sql.progress(task_id, attempt, at, percent, stage, message)).first()
+    if row is None:
+        raise errors.StaleAttempt()
+    add_event(session, task_id, attempt, "progress",
+              {"progress": round(percent, 2), "stage": stage, "message": message}, at)
+    return row.cancel_requested_at is not None
+
+
+def finish(session: orm.Session, task_id: uuid.UUID, attempt: int, result: dict) -> None:
+    """Mark the live attempt succeeded with `result`. Raises StaleAttempt."""
+    at = now()
+    _end(session, task_id, attempt, at, status=Status.SUCCEEDED, result=result, error=None,
+         progress=100.0, finished_at=at, updated_at=at)
+    add_event(session, task_id, attempt, "status", {"status": Status.SUCCEEDED}, at)
+
+
+def fail(session: orm.Session, task_id: uuid.UUID, attempt: int, max_attempts: int, error: dict,
+         retryable: bool, delay: float) -> datetime.datetime | None:
+    """End a failed attempt: requeue after `delay` seconds if retryable and attempts remain,
+    else fail the task. Return the retry time, or None when the task failed. Raises StaleAttempt.
+    """
+    at = now()
+    error = {**error, "attempt": attempt}
+    if retryable and attempt < max_attempts:
+        run_at = at + datetime.timedelta(seconds=delay)
+        _end(session, task_id, attempt, at, status=Status.QUEUED, run_at=run_at, error=error, updated_at=at,
+             worker=None)
+        add_event(session, task_id, attempt, "status",
+                  {"status": Status.QUEUED, "error": error, "retry_in": round(delay, 3),
+                   "run_at": run_at.isoformat()}, at)
+        return run_at
+    _end(session, task_id, attempt, at, status=Status.FAILED, error=error, finished_at=at, updated_at=at)
+    add_event(session, task_id, attempt, "status", {"status": Status.FAILED, "error": error}, at)
+    return None
+
+
+def end_cancelled(session: orm.Session, task_id: uuid.UUID, attempt: int, reason: str) -> None:
+    """Mark the live attempt's task cancelled. Raises StaleAttempt."""
+    at = now()
+    _end(session, task_id, attempt, at, status=Status.CANCELLED, finished_at=at, updated_at=at)
+    add_event(session, task_id, attempt, "status", {"status": Status.CANCELLED, "reason": reason}, at)
+
+
+def _end(session: orm.Session, task_id: uuid.UUID, attempt: int, at: datetime.datetime, **values) -> None:
+    if session.execute(sql.end_attempt(task_id, attempt, **values)).first() is None:
+        raise errors.StaleAttempt()
+
+
+def cancel(session: orm.Session, task_id: uuid.UUID) -> str:
+    """Cancel a task: a queued one at once, a running one at its next heartbeat.
+
+    Return "cancelled" or "cancel_requested". Raises InvalidTransition if it already ended.
+    """
+    at = now()
+    row = session.execute(sql.cancel_waiting(task_id, at)).first()
+    if row is not None:
+        add_event(session, task_id, row.attempt, "status", {"status": Status.CANCELLED, "reason": "cancelled while waiting"}, at)
+        return "cancelled"
+    row = session.execute(sql.request_cancel(task_id, at)).first()
+    if row is not None:
+        add_event(session, task_id, row.attempt, "log", {"message": "cancel requested"}, at)
+        return "cancel_requested"
+    status = session.scalar(sa.select(models.Task.status).where(models.Task.id == task_id))
+    if status == Status.RUNNING:
+        return "cancel_requested"
+    raise errors.InvalidTransition(f"task is {status}; only queued or running tasks can be cancelled")
+
+
+def retry(session: orm.Session, task_id: uuid.UUID, extra_attempts: int) -> sa.Row:
+    """Put a failed or cancelled task back in the queue with `extra_attempts` more attempts."""
+    at = now()
+    row = session.execute(sql.requeue(task_id, at, extra_attempts)).first()
+    if row is None:
+        status = session.scalar(sa.select(models.Task.status).where(models.Task.id == task_id))
+        raise errors.InvalidTransition(f"task is {status}; only failed or cancelled tasks can be retried")
+    add_event(session, task_id, row.attempt, "status", {"status": Status.QUEUED, "reason": "retried"}, at)
+    return row
+
+
+def describe_error(exc: BaseException, traceback_text: str | None = None) -> dict:
+    """Return the stored form of an attempt's error."""
+    retryable = getattr(exc, "retryable", not isinstance(exc, processor_errors.PermanentError))
+    error = {"type": type(exc).__name__, "message": str(exc) or type(exc).__doc__ or "", "retryable": bool(retryable)}
+    if traceback_text:
+        error["traceback"] = traceback_text[-4000:]
+    return error

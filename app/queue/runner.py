@@ -1,0 +1,244 @@
+"""The runner: claims one task of a pool and runs its processor in this process, under a
+watcher thread that renews the lease, notices a cancel, and enforces the hard timeout.
+
+- Soft timeout: a SIGALRM timer raises `SoftTimeout` inside the processor (main thread), which
+  may clean up; the attempt then fails as retryable.
+- Cancel: the watcher's heartbeat reads the cancel request (at least every heartbeat interval)
+  and sets the context's flag; the processor's next `progress`/`check`/`sleep` raises
+  `Cancelled`.
+- Hard stop: at the hard timeout, or a grace period after a cancel the processor ignored, the
+  watcher writes the outcome, kills the processor's tracked child process groups and then this
+  process (a Celery prefork child, which the pool replaces, as Celery's own `time_limit` does).
+"""
+
+import logging
+import os
+import pathlib
+import shutil
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+
+from sqlalchemy import orm
+
+from app.queue import context as context_module
+from app.queue import control
+from app.queue import errors, lifecycle
+from processors import errors as processor_errors
+from processors import registry as registry_module
+from processors.policy import Policy
+
+log = logging.getLogger("conveyor.runner")
+
+LIMITS_CACHE_SECONDS = 1.0
+
+Wake = Callable[[str, int, float | None], None]
+
+
+class Runner:
+    """Runs claimed tasks of any type, one at a time, in the calling (main) thread."""
+
+    def __init__(self, session_factory: orm.sessionmaker, registry: registry_module.Registry,
+                 settings: dict, wake: Wake, worker: str):
+        self.session_factory = session_factory
+        self.registry = registry
+        self.settings = settings
+        self.wake = wake
+        self.worker = worker
+        var = pathlib.Path(settings["CONVEYOR_VAR_DIR"])
+        self.work_dir = var / "work"
+        self.artifact_dir = var / "artifacts"
+        self._limited: frozenset[str] = frozenset()
+        self._limits_read = float("-inf")
+
+    def run_next(self, pool: str) -> str | None:
+        """Claim and run the best eligible task of `pool`; return its outcome, None if idle."""
+        with self.session_factory() as session:
+            row = lifecycle.claim(session, pool, self.settings["CONVEYOR_LEASE_SECONDS"], self.worker)
+            session.commit()
+        if row is None:
+            return None
+        return self.run(row)
+
+    def run(self, row) -> str:
+        """Run the claimed task `row` (its attempt already counted) to an outcome."""
+        policy = self.registry.policy(row.type)
+        workdir = self.work_dir / str(row.id) / str(row.attempt)
+        workdir.mkdir(parents=True, exist_ok=True)
+        ctx = context_module.DurableContext(self.session_factory, row.id, row.attempt, workdir,
+                                            self.artifact_dir, self.settings)
+        watcher = Watcher(self, row, ctx, policy)
+        watcher.start()
+        try:
+            outcome = self._execute(row, ctx, policy)
+            return watcher.settle(lambda: self._record(row, ctx, policy, outcome))
+        finally:
+            watcher.stop()
+            ctx.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _execute(self, row, ctx: context_module.DurableContext, policy: Policy) -> tuple:
+        processor = self.registry.create(row.type)
+        try:
+            try:
+                _arm_soft_timeout(policy.soft_timeout)
+                params = processor.load_params(row.params)
+                result = processor.run(params, ctx)
+            finally:
+                _arm_soft_timeout(0)
+        except processor_errors.Cancelled:
+            return ("stale",) if ctx.stale else ("cancelled", "cancelled while running")
+        except processor_errors.SoftTimeout:
+            return ("failed", {"type": "SoftTimeout", "retryable": True,
+                               "message": f"soft timeout: still running after {policy.soft_timeout:g}s"}, None)
+        except processor_errors.ProcessorError as exc:
+            return ("failed", lifecycle.describe_error(exc), exc.retry_after)
+        except Exception as exc:
+            return ("failed", lifecycle.describe_error(exc, traceback.format_exc()), None)
+        if not isinstance(result, dict):
+            return ("failed", {"type": "BadResult", "retryable": False,
+                               "message": f"processor returned {type(result).__name__}, not a dict"}, None)
+        return ("succeeded", result)
+
+    def _record(self, row, ctx, policy: Policy, outcome: tuple) -> str:
+        """Write the attempt's outcome, fenced; publish the retry's wake-up after commit."""
+        kind = outcome[0]
+        if kind == "stale":
+            log.warning("task %s attempt %s lost its lease; its outcome is dropped", row.id, row.attempt)
+            return "stale"
+        retry_at = None
+        try:
+            with self.session_factory() as session:
+                if kind == "succeeded":
+                    lifecycle.finish(session, row.id, row.attempt, outcome[1])
+                elif kind == "cancelled":
+                    lifecycle.end_cancelled(session, row.id, row.attempt, outcome[1])
+                else:
+                    error, retry_after = outcome[1], outcome[2]
+                    delay = max(policy.backoff(row.attempt), retry_after or 0)
+                    retry_at = lifecycle.fail(session, row.id, row.attempt, row.max_attempts, error,
+                                              error["retryable"], delay)
+                    kind = "retrying" if retry_at else "failed"
+                session.commit()
+        except errors.StaleAttempt:
+            log.warning("task %s attempt %s is stale; outcome %s dropped", row.id, row.attempt, kind)
+            return "stale"
+        if retry_at is not None:
+            self.wake(row.pool, 1, max(0.0, (retry_at - lifecycle.now()).total_seconds()))
+        if row.type in self._limited_types():
+            # Wake-ups that arrived while the type was full were spent; start the next one now.
+            self.wake(row.pool, 1, None)
+        return kind
+
+    def _limited_types(self) -> frozenset[str]:
+        clock = time.monotonic()
+        if clock - self._limits_read > LIMITS_CACHE_SECONDS:
+            with self.session_factory() as session:
+                self._limited = frozenset(control.limits(session))
+            self._limits_read = clock
+        return self._limited
+
+    def hard_stop(self, row, ctx, policy: Policy, reason: str) -> None:
+        """Record the outcome of an attempt that would not stop, then kill it and this process."""
+        if reason == "cancel":
+            outcome = ("cancelled", f"hard-stopped {self.settings['CONVEYOR_CANCEL_GRACE_SECONDS']:g}s after cancel")
+        else:
+            outcome = ("failed", {"type": "HardTimeout", "retryable": True,
+                                  "message": f"hard timeout: killed after {policy.hard_timeout:g}s"}, None)
+        try:
+            self._record(row, ctx, policy, outcome)
+        finally:
+            for process in ctx.tracked():
+                _kill_group(process.pid)
+            log.error("task %s attempt %s hard-stopped (%s); killing worker process %s",
+                      row.id, row.attempt, reason, os.getpid())
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Watcher(threading.Thread):
+    """Renews one attempt's lease, relays cancel, and hard-stops it past its limits."""
+
+    def __init__(self, runner: Runner, row, ctx, policy: Policy):
+        super().__init__(name=f"watch-{row.id}", daemon=True)
+        self.runner, self.row, self.ctx, self.policy = runner, row, ctx, policy
+        self.interval = runner.settings["CONVEYOR_HEARTBEAT_SECONDS"]
+        self.grace = runner.settings["CONVEYOR_CANCEL_GRACE_SECONDS"]
+        self._stopped = threading.Event()
+        self._settled = threading.Lock()
+        self._done = False
+
+    def settle(self, write: Callable[[], str]) -> str:
+        """Write the outcome once: either the run's own, or the watcher's hard stop."""
+        with self._settled:
+            if self._done:
+                return "stale"
+            self._done = True
+            return write()
+
+    def stop(self) -> None:
+        """Stop watching and wait for the thread."""
+        self._stopped.set()
+        self.join()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        cancel_seen: float | None = None
+        while not self._stopped.wait(self.interval):
+            if cancel_seen is None and self._beat():
+                cancel_seen = time.monotonic()
+                self.ctx.cancel()
+            clock = time.monotonic()
+            if clock - started >= self.policy.hard_timeout:
+                self._hard_stop("timeout")
+            elif cancel_seen is not None and clock - cancel_seen >= self.grace:
+                self._hard_stop("cancel")
+
+    def _beat(self) -> bool:
+        """Renew the lease; return whether the attempt must stop (cancelled or stale)."""
+        try:
+            with self.runner.session_factory() as session:
+                cancel_asked = lifecycle.heartbeat(session, self.row.id, self.row.attempt,
+                                                   self.runner.settings["CONVEYOR_LEASE_SECONDS"])
+                session.commit()
+            return cancel_asked
+        except errors.StaleAttempt:
+            self.ctx.stale = True
+            return True
+        except Exception:  # a database hiccup: keep running, the lease allows a few misses
+            log.exception("heartbeat of task %s failed", self.row.id)
+            return False
+
+    def _hard_stop(self, reason: str) -> None:
+        with self._settled:
+            if self._done:
+                return
+            self._done = True
+            self.runner.hard_stop(self.row, self.ctx, self.policy, reason)
+
+
+class _SoftTimeoutAlarm:
+    """SIGALRM handler raising SoftTimeout in the main thread."""
+
+    installed = False
+
+    @classmethod
+    def handler(cls, signum, frame):
+        raise processor_errors.SoftTimeout()
+
+
+def _arm_soft_timeout(seconds: float) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals reach only the main thread; the hard timeout still applies
+    if not _SoftTimeoutAlarm.installed:
+        signal.signal(signal.SIGALRM, _SoftTimeoutAlarm.handler)
+        _SoftTimeoutAlarm.installed = True
+    signal.setitimer(signal.ITIMER_REAL, max(0.0, seconds))
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,115 @@
+"""The sweeper: rescues attempts whose lease expired (their worker died) and publishes
+wake-ups for waiting tasks that could start now but have no message on the broker (lost
+from Redis, spent while the queue was paused, or due after a backoff). One runs at a time,
+under an advisory lock; others wait as standbys.
+"""
+
+import datetime
+import logging
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from app.models import Status
+from app.queue import errors, lifecycle, lock, sql
+from processors import registry as registry_module
+
+log = logging.getLogger("conveyor.sweeper")
+
+
+def rescue_expired(session: orm.Session, registry: registry_module.Registry) -> list[dict]:
+    """End every attempt whose lease expired: cancelled if a cancel was asked, else retried
+    or failed by its type's policy. Return one report item per task."""
+    report = []
+    at = lifecycle.now()
+    for row in session.execute(sql.expired_leases(at)).all():
+        try:
+            report.append(_rescue(session, registry, row, at))
+        except errors.StaleAttempt:
+            continue  # its attempt ended between the read and the write
+    return report
+
+
+def _rescue(session: orm.Session, registry: registry_module.Registry, row, at) -> dict:
+    item = {"task_id": str(row.id), "type": row.type, "attempt": row.attempt}
+    if row.cancel_requested_at is not None:
+        lifecycle.end_cancelled(session, row.id, row.attempt, "worker lost after cancel was asked")
+        return {**item, "action": "cancelled", "reason": "lease expired after a cancel request"}
+    error = {"type": "LeaseExpired", "retryable": True,
+             "message": f"worker {row.worker} stopped renewing its lease (expired {row.lease_until.isoformat()})"}
+    policy = registry.policy(row.type) if row.type in registry else None
+    delay = policy.backoff(row.attempt) if policy else 0.0
+    retry_at = lifecycle.fail(session, row.id, row.attempt, row.max_attempts, error, True, delay)
+    if retry_at is None:
+        return {**item, "action": "failed", "reason": error["message"]}
+    return {**item, "action": "requeued", "reason": error["message"], "run_at": retry_at.isoformat()}
+
+
+def wake_due(session: orm.Session, wake: Callable, backlog: Callable[[str], int]) -> dict[str, int]:
+    """Publish wake-ups so each pool has one message per waiting task that may start now."""
+    published = {}
+    for pool, count in session.execute(sql.eligible_counts(lifecycle.now())).all():
+        missing = count - backlog(pool)
+        if missing > 0:
+            wake(pool, missing, None)
+            published[pool] = missing
+    return published
+
+
+def sweep_once(session_factory: orm.sessionmaker, registry, wake, backlog) -> dict:
+    """Run one sweep; return what it did."""
+    with session_factory() as session:
+        rescued = rescue_expired(session, registry)
+        session.commit()
+    for item in rescued:
+        log.warning("rescued task %s: %s (%s)", item["task_id"], item["action"], item["reason"])
+    with session_factory() as session:
+        woken = wake_due(session, wake, backlog)
+    return {"rescued": rescued, "woken": woken}
+
+
+def loop(session_factory, engine: sa.Engine, var_dir: str, registry, wake, backlog, interval: float,
+         should_stop: Callable[[], bool] = lambda: False) -> None:
+    """Sweep every `interval` seconds while holding the sweeper lock; stand by otherwise."""
+    holder = lock.Lock(engine, var_dir)
+    standby_logged = False
+    try:
+        while not should_stop():
+            if holder.acquire() and holder.check():
+                standby_logged = False
+                try:
+                    sweep_once(session_factory, registry, wake, backlog)
+                except Exception:
+                    log.exception("sweep failed; trying again in %ss", interval)
+            elif not standby_logged:
+                log.info("another sweeper holds the lock; standing by")
+                standby_logged = True
+            time.sleep(interval)
+    finally:
+        holder.release()
+
+
+def cleanup(session_factory: orm.sessionmaker, registry, stuck_after: float | None = None) -> list[dict]:
+    """Admin cleanup: rescue expired leases now, and end running tasks whose heartbeat is older
+    than `stuck_after` seconds even if their lease says otherwise. Return each task handled."""
+    with session_factory() as session:
+        report = rescue_expired(session, registry)
+        if stuck_after is not None:
+            report += _fail_stuck(session, registry, stuck_after)
+        session.commit()
+    return report
+
+
+def _fail_stuck(session: orm.Session, registry, stuck_after: float) -> list[dict]:
+    limit = lifecycle.now() - datetime.timedelta(seconds=stuck_after)
+    table = sql.tasks
+    query = sa.select(table).where(table.c.status == Status.RUNNING, table.c.heartbeat_at < limit).with_for_update(skip_locked=True)
+    report = []
+    for row in session.execute(query).all():
+        try:
+            report.append(_rescue(session, registry, row, lifecycle.now()))
+        except errors.StaleAttempt:
+            continue
+    return report

@@ -1,0 +1,34 @@
+"""Errors of the use cases, each mapped to one HTTP status by the API and one exit by the CLI."""
+
+
+class ServiceError(Exception):
+    """The request could not be served."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str | None = None, errors: dict | None = None):
+        super().__init__(message or self.__doc__)
+        self.message = message or self.__doc__
+        self.errors = errors or {}
+
+
+class NotFound(ServiceError):
+    """No such task in this account."""
+
+    status = 404
+    code = "not_found"
+
+
+class Invalid(ServiceError):
+    """The request has invalid fields."""
+
+    status = 422
+    code = "invalid"
+
+
+class Conflict(ServiceError):
+    """The task is not in a state that allows this."""
+
+    status = 409
+    code = "conflict"

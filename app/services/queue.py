@@ -1,0 +1,89 @@
+"""Queue administration: status, stop and start (queue, pool or type), cleanup, limits."""
+
+import sqlalchemy as sa
+
+from app import models, runtime
+from app.extensions import db
+from app.models import Priority, Status
+from app.queue import control, lifecycle, sweeper
+from app.services import errors
+from processors.policy import POOLS
+
+
+def status() -> dict:
+    """Return counts by status, type and priority, running tasks, controls and oldest wait."""
+    task = models.Task
+    by_status = dict(db.session.execute(sa.select(task.status, sa.func.count()).group_by(task.status)).all())
+    by_type = {}
+    for type_, status_, count in db.session.execute(
+            sa.select(task.type, task.status, sa.func.count()).group_by(task.type, task.status)):
+        by_type.setdefault(type_, {})[status_] = count
+    waiting = db.session.execute(
+        sa.select(task.priority, sa.func.count()).where(task.status == Status.QUEUED).group_by(task.priority)).all()
+    oldest = db.session.scalar(sa.select(sa.func.min(task.created_at)).where(task.status == Status.QUEUED))
+    running = db.session.execute(
+        sa.select(task.id, task.type, task.attempt, task.progress, task.stage, task.worker, task.started_at)
+        .where(task.status == Status.RUNNING).order_by(task.started_at)).all()
+    return {
+        "by_status": {str(s): by_status.get(str(s), 0) for s in Status},
+        "by_type": by_type,
+        "waiting_by_priority": {Priority(p).name.lower(): n for p, n in waiting},
+        "oldest_waiting_seconds": (lifecycle.now() - oldest).total_seconds() if oldest else None,
+        "running": [dict(row._mapping) for row in running],
+        "paused": control.paused(db.session),
+        "limits": control.limits(db.session),
+    }
+
+
+def _scope(pool: str | None, type: str | None) -> tuple[str, str]:
+    if pool and type:
+        raise errors.Invalid("give a pool or a type, not both", {"pool": ["give a pool or a type, not both"]})
+    if pool:
+        if pool not in POOLS:
+            raise errors.Invalid(f"unknown pool {pool!r}", {"pool": [f"must be one of: {', '.join(POOLS)}"]})
+        return "pool", pool
+    if type:
+        if type not in runtime.current().registry:
+            raise errors.Invalid(f"unknown task type {type!r}", {"type": ["unknown task type"]})
+        return "type", type
+    return "queue", "*"
+
+
+def stop(pool: str | None = None, type: str | None = None) -> dict:
+    """Pause the whole queue, a pool or a type; running tasks finish, no new ones start."""
+    scope, name = _scope(pool, type)
+    control.set_paused(db.session, scope, name, True)
+    db.session.commit()
+    return {"scope": scope, "name": name, "paused": True}
+
+
+def start(pool: str | None = None, type: str | None = None) -> dict:
+    """Resume what `stop` paused, and wake every pool for the tasks that may now start."""
+    scope, name = _scope(pool, type)
+    control.set_paused(db.session, scope, name, False)
+    db.session.commit()
+    conveyor = runtime.current()
+    woken = sweeper.wake_due(db.session, conveyor.wake, conveyor.backlog)
+    return {"scope": scope, "name": name, "paused": False, "woken": woken}
+
+
+def set_limit(type: str, limit: int | None) -> dict:
+    """Cap how many tasks of `type` run at once (None: no cap)."""
+    _scope(None, type)
+    try:
+        control.set_limit(db.session, type, limit)
+    except ValueError as exc:
+        raise errors.Invalid(str(exc), {"limit": [str(exc)]}) from exc
+    db.session.commit()
+    if limit:
+        conveyor = runtime.current()
+        sweeper.wake_due(db.session, conveyor.wake, conveyor.backlog)
+    return {"type": type, "limit": limit}
+
+
+def cleanup(stuck_after: float | None = None) -> list[dict]:
+    """Rescue expired leases (and tasks silent for `stuck_after` s); report each task."""
+    conveyor = runtime.current()
+    report = sweeper.cleanup(conveyor.sessions, conveyor.registry, stuck_after)
+    sweeper.wake_due(db.session, conveyor.wake, conveyor.backlog)
+    return report

@@ -1,0 +1,167 @@
+"""The processor contract: what a plugin declares and the context its `run` receives.
+
+A processor is a class with:
+
+- `type`: the task type name, lowercase letters, digits and underscores (`video_clip`);
+- `Params`: a marshmallow schema; the queue validates params with it on submit and again
+  before each run, and passes `run` the loaded (typed, defaulted) dict;
+- `policy`: a `Policy` (attempts, backoff, timeouts, default priority, pool, estimate);
+- `providers`: names of the outside services or tools it needs (see `processors.providers`);
+- `run(params, ctx)`: does the work and returns a JSON-serialisable dict, the task's result.
+
+`run` reports progress with `ctx.progress(percent, stage, message)`, which also raises
+`Cancelled` once the task is cancelled; stores files with `ctx.artifact(path, kind)`; works in
+`ctx.workdir`; raises `RetryableError` or `PermanentError` (see `processors.errors`). It must
+never return a placeholder for work it could not do: raise instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import subprocess
+import threading
+import time
+from typing import Any, ClassVar
+
+import marshmallow
+
+from processors import errors
+from processors.policy import Policy
+
+
+class NoParams(marshmallow.Schema):
+    """Params of a type that takes none."""
+
+
+class Context:
+    """What a running processor can see and do. The queue's runner subclasses it to make
+    progress, logs and artifacts durable; used as is, it keeps them in memory (the contract
+    kit in `processors.testing` runs processors that way).
+    """
+
+    def __init__(self, task_id: str, attempt: int, workdir: pathlib.Path,
+                 settings: dict | None = None, logger: logging.Logger | None = None):
+        self.task_id = task_id
+        self.attempt = attempt
+        self.workdir = pathlib.Path(workdir)
+        self.settings = settings or {}
+        self.logger = logger or logging.getLogger(f"conveyor.task.{task_id}")
+        self.reports: list[tuple[float, str | None, str | None]] = []
+        self.artifacts: list[dict] = []
+        self.logs: list[str] = []
+        self._cancel = threading.Event()
+        self._processes: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    def progress(self, percent: float, stage: str | None = None, message: str | None = None) -> None:
+        """Report progress (0-100) and an optional stage; raise `Cancelled` if cancelled."""
+        percent = max(0.0, min(100.0, float(percent)))
+        self.reports.append((percent, stage, message))
+        self._record_progress(percent, stage, message)
+        self.check()
+
+    def log(self, message: str, **data: Any) -> None:
+        """Add a line to the task's log."""
+        self.logs.append(message)
+        self.logger.info(message, extra={"data": data})
+        self._record_log(message, data)
+
+    def artifact(self, path: str | pathlib.Path, kind: str, mime: str | None = None,
+                 metadata: dict | None = None) -> dict:
+        """Store a file the task produced and return its description."""
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise errors.PermanentError(f"artifact {path} does not exist")
+        item = {"path": str(path), "name": path.name, "kind": kind, "mime": mime,
+                "size": path.stat().st_size, "metadata": metadata or {}}
+        self.artifacts.append(item)
+        return self._record_artifact(item)
+
+    def cancelled(self) -> bool:
+        """Tell whether the task was asked to stop."""
+        return self._cancel.is_set()
+
+    def check(self) -> None:
+        """Raise `Cancelled` if the task was asked to stop."""
+        if self._cancel.is_set():
+            raise errors.Cancelled()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, waking early to raise `Cancelled` if the task is cancelled meanwhile."""
+        if self._cancel.wait(max(0.0, seconds)):
+            raise errors.Cancelled()
+
+    def cancel(self) -> None:
+        """Ask the processor to stop at its next progress report or check."""
+        self._cancel.set()
+
+    def track(self, process: subprocess.Popen) -> subprocess.Popen:
+        """Register a child process (started with `start_new_session=True`) so a hard stop
+        kills its whole process group; call `untrack` when it has ended."""
+        with self._lock:
+            self._processes.add(process)
+        return process
+
+    def untrack(self, process: subprocess.Popen) -> None:
+        """Forget a child process that has ended."""
+        with self._lock:
+            self._processes.discard(process)
+
+    def tracked(self) -> list[subprocess.Popen]:
+        """Return the child processes still registered."""
+        with self._lock:
+            return list(self._processes)
+
+    # Hooks for durable contexts; the in-memory context only keeps the lists above.
+    def _record_progress(self, percent: float, stage: str | None, message: str | None) -> None:
+        pass
+
+    def _record_log(self, message: str, data: dict) -> None:
+        pass
+
+    def _record_artifact(self, item: dict) -> dict:
+        return item
+
+
+class Processor:
+    """Base class of every processor. Subclasses set the class attributes and `run`."""
+
+    type: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[marshmallow.Schema]] = NoParams
+    policy: ClassVar[Policy] = Policy()
+    providers: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, policy: Policy | None = None):
+        self.policy = policy or type(self).policy
+
+    @classmethod
+    def load_params(cls, raw: Any) -> dict:
+        """Validate raw params with `Params`; raise `InvalidParams` naming each bad field."""
+        if raw is None:
+            raw = {}
+        try:
+            return cls.Params().load(raw)
+        except marshmallow.ValidationError as exc:
+            messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+            raise errors.InvalidParams(messages) from exc
+
+    @classmethod
+    def dump_params(cls, loaded: dict) -> dict:
+        """Return loaded params in their JSON form, as stored on the task."""
+        return cls.Params().dump(loaded)
+
+    def run(self, params: dict, ctx: Context) -> dict:
+        """Do the work for one task and return its result (a JSON-serialisable dict).
+
+        params: the loaded params (defaults applied).
+        ctx: progress, cancel, artifacts, workdir, settings and logger for this attempt.
+        Raises RetryableError or PermanentError on failure; never returns a placeholder.
+        """
+        raise NotImplementedError
+
+
+def monotonic() -> float:
+    """Return a monotonic clock reading in seconds (one place for processors to use)."""
+    return time.monotonic()

@@ -1,0 +1,72 @@
+"""Per-type run policy: attempts, backoff, timeouts, priority, pool and duration estimate."""
+
+import dataclasses
+import random
+
+PRIORITIES = ("urgent", "high", "normal", "low")
+POOLS = ("cpu", "io")
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """How the queue runs one task type. Every field can be overridden per deployment.
+
+    max_attempts: attempts in all, the first one included.
+    backoff_base, backoff_cap: seconds; attempt n waits min(cap, base * 2**(n-1)).
+    backoff_jitter: fraction 0-1 taken off that wait at random ("equal jitter" when 0.5).
+    soft_timeout: seconds until the processor gets `SoftTimeout` and may clean up.
+    hard_timeout: seconds until the run is killed, whatever it is doing.
+    priority: default priority of new tasks of this type.
+    pool: the worker pool (Celery queue) that runs the type.
+    estimate: expected run time in seconds, used for ETAs until real durations exist.
+    """
+
+    max_attempts: int = 3
+    backoff_base: float = 2.0
+    backoff_cap: float = 300.0
+    backoff_jitter: float = 0.5
+    soft_timeout: float = 300.0
+    hard_timeout: float = 360.0
+    priority: str = "normal"
+    pool: str = "cpu"
+    estimate: float = 10.0
+
+    def problems(self) -> list[str]:
+        """Return what is wrong with this policy, empty when it is sane."""
+        found = []
+        if not isinstance(self.max_attempts, int) or not 1 <= self.max_attempts <= 100:
+            found.append("max_attempts must be an integer from 1 to 100")
+        if not 0 <= self.backoff_base <= self.backoff_cap:
+            found.append("backoff_base must be from 0 to backoff_cap")
+        if not 0 <= self.backoff_jitter <= 1:
+            found.append("backoff_jitter must be from 0 to 1")
+        if not 0 < self.soft_timeout <= self.hard_timeout:
+            found.append("soft_timeout must be positive and at most hard_timeout")
+        if self.priority not in PRIORITIES:
+            found.append(f"priority must be one of {', '.join(PRIORITIES)}")
+        if self.pool not in POOLS:
+            found.append(f"pool must be one of {', '.join(POOLS)}")
+        if not self.estimate > 0:
+            found.append("estimate must be positive")
+        return found
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Return the seconds to wait before the attempt after `attempt` (1-based)."""
+        delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+        cut = (rng or random).uniform(0, self.backoff_jitter)
+        return delay * (1 - cut)
+
+    def override(self, changes: dict) -> "Policy":
+        """Return a copy with `changes` applied; unknown fields raise ValueError."""
+        fields = {f.name: f.type for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown policy field(s): {', '.join(unknown)}")
+        coerced = {}
+        for name, value in changes.items():
+            kind = type(getattr(self, name))
+            try:
+                coerced[name] = kind(value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"policy field {name}: {value!r} is not {kind.__name__}") from exc
+        return dataclasses.replace(self, **coerced)

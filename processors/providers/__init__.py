@@ -1,0 +1,37 @@
+"""Providers: one adapter per outside service or tool. This module answers which providers a
+deployment has configured, so a task type can be reported unavailable, with the reason, before
+anyone submits it.
+"""
+
+import shutil
+
+
+def _binary(name: str):
+    def check(settings: dict) -> str | None:
+        return None if shutil.which(name) else f"the `{name}` program is not installed"
+    return check
+
+
+def _setting(key: str):
+    def check(settings: dict) -> str | None:
+        return None if settings.get(key) else f"{key} is not set"
+    return check
+
+
+# provider name -> check returning None when usable, else the reason it is not.
+CHECKS = {
+    "ffmpeg": _binary("ffmpeg"),
+    "ffprobe": _binary("ffprobe"),
+    "espeak": _binary("espeak-ng"),
+    "openai": _setting("OPENAI_API_KEY"),
+    "elevenlabs": _setting("ELEVENLABS_API_KEY"),
+}
+
+
+def availability(names: tuple[str, ...] | list[str], settings: dict) -> dict[str, str | None]:
+    """Return, for each provider name, None if configured or the reason it is not."""
+    result = {}
+    for name in names:
+        check = CHECKS.get(name)
+        result[name] = check(settings) if check else f"unknown provider {name!r}"
+    return result
