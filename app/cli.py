@@ -4,14 +4,17 @@ processors. `db upgrade` comes from Flask-Migrate.
 """
 
 import json
+import os
 import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import click
 import flask
+import werkzeug.serving
 from flask.cli import FlaskGroup, with_appcontext
 
 from app import config as config_module
@@ -63,7 +66,7 @@ def worker(pool: str, concurrency: int | None, loglevel: str) -> None:
     conveyor = runtime.current()
     concurrency = concurrency or conveyor.settings[f"CONVEYOR_{pool.upper()}_CONCURRENCY"]
     conveyor.celery.worker_main(["worker", "-Q", pool, "-c", str(concurrency), "-P", "prefork",
-                                 "-n", f"{pool}-%p@%h", "--loglevel", loglevel,
+                                 "-n", f"{pool}-{os.getpid()}@%h", "--loglevel", loglevel,
                                  "--without-gossip", "--without-mingle", "--without-heartbeat"])
 
 
@@ -94,10 +97,11 @@ def run(host: str, port: int) -> None:
     accounts.local()
     children = [_spawn(["worker", "--pool", pool, "--loglevel", "WARNING"]) for pool in POOLS]
     children.append(_spawn(["sweeper"]))
+    threading.Thread(target=_watch_children, args=(children,), daemon=True).start()
     click.echo(f"Conveyor is running at http://{host}:{port}/ (workers: {', '.join(POOLS)}; sweeper)")
     click.echo("Submit a task:  python manage.py tasks submit sleep --param seconds=1 --wait")
     try:
-        flask.current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+        werkzeug.serving.run_simple(host, port, flask.current_app, threaded=True, use_reloader=False)
     finally:
         for child in children:
             child.terminate()
@@ -110,6 +114,15 @@ def run(host: str, port: int) -> None:
 
 def _spawn(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "app.cli", *args])
+
+
+def _watch_children(children: list[subprocess.Popen]) -> None:
+    # If a worker or the sweeper dies, stop the whole platform rather than run half of it.
+    while all(child.poll() is None for child in children):
+        time.sleep(0.5)
+    dead = next(child for child in children if child.poll() is not None)
+    click.echo(f"Error: {' '.join(dead.args[3:])} exited with code {dead.returncode}; stopping", err=True)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 # --- tasks -----------------------------------------------------------------------------------
