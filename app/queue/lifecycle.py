@@ -121,16 +121,20 @@ def finish(session: orm.Session, task_id: uuid.UUID, attempt: int, result: dict)
 
 
 def fail(session: orm.Session, task_id: uuid.UUID, attempt: int, max_attempts: int, error: dict,
-         retryable: bool, delay: float) -> datetime.datetime | None:
+         retryable: bool, delay: float) -> datetime.datetime | str | None:
     """End a failed attempt: requeue after `delay` seconds if retryable and attempts remain,
-    else fail the task. Return the retry time, or None when the task failed. Raises StaleAttempt.
+    else fail the task; a task whose cancel was asked ends cancelled instead of retrying.
+    Return the retry time, "cancelled", or None when the task failed. Raises StaleAttempt.
     """
     at = now()
     error = {**error, "attempt": attempt}
     if retryable and attempt < max_attempts:
         run_at = at + datetime.timedelta(seconds=delay)
-        _end(session, task_id, attempt, at, status=Status.QUEUED, run_at=run_at, error=error, updated_at=at,
-             worker=None)
+        requeued = session.execute(sql.requeue_attempt(task_id, attempt, run_at=run_at, error=error,
+                                                       updated_at=at, worker=None)).first()
+        if requeued is None:
+            end_cancelled(session, task_id, attempt, f"cancel asked; not retrying after: {error['message']}")
+            return "cancelled"
         add_event(session, task_id, attempt, "status",
                   {"status": Status.QUEUED, "error": error, "retry_in": round(delay, 3),
                    "run_at": run_at.isoformat()}, at)

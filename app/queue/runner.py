@@ -11,6 +11,7 @@ watcher thread that renews the lease, notices a cancel, and enforces the hard ti
   process (a Celery prefork child, which the pool replaces, as Celery's own `time_limit` does).
 """
 
+import datetime
 import logging
 import os
 import pathlib
@@ -108,6 +109,8 @@ class Runner:
         if kind == "stale":
             log.warning("task %s attempt %s lost its lease; its outcome is dropped", row.id, row.attempt)
             return "stale"
+        if kind == "failed" and self._cancel_seen(ctx):
+            kind, outcome = "cancelled", ("cancelled", f"cancelled; the run ended with {outcome[1]['type']}")
         retry_at = None
         try:
             with self.session_factory() as session:
@@ -118,9 +121,10 @@ class Runner:
                 else:
                     error, retry_after = outcome[1], outcome[2]
                     delay = max(policy.backoff(row.attempt), retry_after or 0)
-                    retry_at = lifecycle.fail(session, row.id, row.attempt, row.max_attempts, error,
-                                              error["retryable"], delay)
-                    kind = "retrying" if retry_at else "failed"
+                    ended = lifecycle.fail(session, row.id, row.attempt, row.max_attempts, error,
+                                           error["retryable"], delay)
+                    retry_at = ended if isinstance(ended, datetime.datetime) else None
+                    kind = "retrying" if retry_at else ended or "failed"
                 session.commit()
         except errors.StaleAttempt:
             log.warning("task %s attempt %s is stale; outcome %s dropped", row.id, row.attempt, kind)
@@ -140,9 +144,13 @@ class Runner:
             self._limits_read = clock
         return self._limited
 
+    @staticmethod
+    def _cancel_seen(ctx) -> bool:
+        return ctx.cancelled() and not ctx.stale
+
     def hard_stop(self, row, ctx, policy: Policy, reason: str) -> None:
         """Record the outcome of an attempt that would not stop, then kill it and this process."""
-        if reason == "cancel":
+        if reason == "cancel" or self._cancel_seen(ctx):
             outcome = ("cancelled", f"hard-stopped {self.settings['CONVEYOR_CANCEL_GRACE_SECONDS']:g}s after cancel")
         else:
             outcome = ("failed", {"type": "HardTimeout", "retryable": True,

@@ -85,6 +85,16 @@ def end_attempt(task_id: uuid.UUID, attempt: int, **values) -> sa.Update:
             .returning(tasks.c.id))
 
 
+def requeue_attempt(task_id: uuid.UUID, attempt: int, **values) -> sa.Update:
+    """requeue_attempt: put the live attempt's task back in line for a retry, unless a cancel
+    was asked (a cancel wins over any retry); no row otherwise."""
+    return (sa.update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == Status.RUNNING,
+                   tasks.c.cancel_requested_at.is_(None))
+            .values(lease_until=None, status=Status.QUEUED, **values)
+            .returning(tasks.c.id))
+
+
 def cancel_waiting(task_id: uuid.UUID, now: datetime.datetime) -> sa.Update:
     """cancel_waiting: a queued task is cancelled at once and can no longer be claimed."""
     return (sa.update(tasks).where(tasks.c.id == task_id, tasks.c.status == Status.QUEUED)

@@ -42,8 +42,8 @@ def _rescue(session: orm.Session, registry: registry_module.Registry, row, at) -
     policy = registry.policy(row.type) if row.type in registry else None
     delay = policy.backoff(row.attempt) if policy else 0.0
     retry_at = lifecycle.fail(session, row.id, row.attempt, row.max_attempts, error, True, delay)
-    if retry_at is None:
-        return {**item, "action": "failed", "reason": error["message"]}
+    if retry_at is None or retry_at == "cancelled":
+        return {**item, "action": retry_at or "failed", "reason": error["message"]}
     return {**item, "action": "requeued", "reason": error["message"], "run_at": retry_at.isoformat()}
 
 

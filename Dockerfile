@@ -1,0 +1,34 @@
+# The one image for Conveyor's API, workers, sweeper and migrations (see docker-compose.yml).
+FROM python:3.11-slim-bookworm
+
+# ffmpeg (with ffprobe) and espeak-ng are the tools the media task types run.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg espeak-ng \
+    && rm -rf /var/lib/apt/lists/*
+
+# PYTHONPATH: `celeryconfig` is a top-level module outside the installed packages, and the
+# migrations are found beside `app/`, so the code runs from /app.
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app \
+    CONVEYOR_VAR_DIR=/var/lib/conveyor
+
+# The var dir belongs to the app user, so a fresh named volume mounted there does too.
+RUN useradd --system --create-home --uid 10001 conveyor \
+    && mkdir -p /var/lib/conveyor \
+    && chown conveyor:conveyor /var/lib/conveyor
+
+WORKDIR /app
+COPY setup.cfg pyproject.toml README.md manage.py celeryconfig.py ./
+COPY app ./app
+COPY processors ./processors
+COPY migrations ./migrations
+
+# The project without its dev extra; gunicorn (pinned as in the dev extra) serves the API.
+RUN pip install -e . "gunicorn>=22,<24"
+
+USER conveyor
+EXPOSE 8000
+CMD ["gunicorn", "-k", "gthread", "--threads", "8", "-w", "2", "-b", "0.0.0.0:8000", "app:create_app()"]

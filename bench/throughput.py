@@ -1,0 +1,454 @@
+"""Throughput and latency of Conveyor's `noop` tasks against raw Celery, side by side.
+
+Both run on the same PostgreSQL and Redis, with the same reliable Celery settings
+(`celeryconfig.py`: acks late, prefetch 1, reject on worker lost, JSON, results ignored), the
+same prefork pool and the same number of worker processes. For each of them it measures:
+
+- enqueue rate: one client submits N tasks, no worker running (Conveyor through
+  `app.services.tasks.submit`: commit the row, then publish a wake-up);
+- drain rate: those N tasks already queued, a worker is started; tasks/s from the first
+  completion seen to the last;
+- end-to-end rate: workers idle and ready, one client submits N tasks; until all are done;
+- enqueue-to-start latency, p50 and p99, with idle workers: one task at a time, each waited
+  for. Conveyor: the row's `started_at - created_at`; raw Celery: the task pushes `time.time()`
+  to a Redis list, the producer notes the time just before sending;
+
+and for Conveyor alone the claim latency (`lifecycle.claim` + commit, median) with 10 thousand
+and with 1 million succeeded tasks in the table, inserted with one INSERT ... SELECT
+generate_series statement.
+
+It makes a throwaway database `conveyor_bench_<pid>`, uses an empty Redis db (the highest free
+one unless --redis-db), runs workers as subprocesses in their own process groups, and stops
+them, drops the database and empties the Redis db at the end, also on error or Ctrl-C.
+
+    .venv/bin/python bench/throughput.py            # full run, a few minutes on 2 cores
+    .venv/bin/python bench/throughput.py --quick    # smoke run, under a minute
+"""
+
+import argparse
+import contextlib
+import datetime
+import os
+import pathlib
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import psycopg2  # noqa: E402
+import redis  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
+REDIS_HOST = "redis://127.0.0.1:6379"
+RAW_QUEUE = "raw"
+RAW_DONE = "bench:raw:done"
+POLL_SECONDS = 0.02
+CLAIM_SAMPLES = 300
+CLAIM_WARMUP = 20
+
+# Targets: (label, ratio key, comparison, bound).
+TARGETS = [
+    ("end-to-end throughput, Conveyor / raw Celery", "e2e", ">=", 0.5),
+    ("enqueue-to-start p50, Conveyor / raw Celery", "p50", "<=", 3.0),
+    ("claim latency, large / 10k finished", "claim", "<=", 1.2),
+]
+
+# The raw Celery baseline, written to a temporary directory and run with `celery -A`.
+RAW_APP = '''"""Raw Celery baseline for bench/throughput.py: Conveyor's settings, a trivial task."""
+import os
+import time
+
+import celery
+import redis
+
+import celeryconfig
+
+app = celery.Celery("bench_raw", set_as_current=False)
+app.config_from_object(celeryconfig)
+app.conf.broker_url = os.environ["BENCH_BROKER_URL"]
+app.conf.task_default_queue = "{queue}"
+_client = {{}}
+
+
+def _redis():
+    # One connection per pool process, made after the fork.
+    if os.getpid() not in _client:
+        _client[os.getpid()] = redis.Redis.from_url(os.environ["BENCH_BROKER_URL"])
+    return _client[os.getpid()]
+
+
+@app.task(name="bench.noop")
+def noop(started_key=None):
+    if started_key:
+        _redis().rpush(started_key, time.time())
+    _redis().incr("{done}")
+'''.format(queue=RAW_QUEUE, done=RAW_DONE)
+
+
+# --- environment -----------------------------------------------------------------------------
+
+def machine() -> list[str]:
+    """Describe the machine: cores, CPU, PostgreSQL and Redis versions."""
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                  if line.startswith("model name")), platform.processor() or "unknown")
+    with contextlib.closing(psycopg2.connect(PG_ADMIN)) as connection, connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg_version = cursor.fetchone()[0]
+    redis_version = redis.Redis.from_url(REDIS_HOST).info("server")["redis_version"]
+    return [f"nproc: {os.cpu_count()}", f"CPU: {model}", f"PostgreSQL: {pg_version}",
+            f"Redis: {redis_version}", f"Python: {platform.python_version()}"]
+
+
+def free_redis_db() -> int:
+    """Return the highest-numbered empty Redis db."""
+    for number in range(15, 0, -1):
+        if redis.Redis.from_url(f"{REDIS_HOST}/{number}").dbsize() == 0:
+            return number
+    raise SystemExit("no empty Redis db among 1-15; pass --redis-db")
+
+
+@contextlib.contextmanager
+def throwaway_database(name: str):
+    """Create database `name`, yield its URL, and drop it (closing its connections) at the end."""
+    admin = psycopg2.connect(PG_ADMIN)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        yield f"postgresql://root@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@contextlib.contextmanager
+def owned_redis_db(number: int):
+    """Yield a client of Redis db `number`, which must be empty; empty it again at the end."""
+    client = redis.Redis.from_url(f"{REDIS_HOST}/{number}")
+    if client.dbsize():
+        raise SystemExit(f"Redis db {number} is not empty; pick another with --redis-db")
+    try:
+        yield client
+    finally:
+        client.flushdb()
+
+
+def terminate_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so the cleanup in `finally` blocks runs."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+# --- worker processes ------------------------------------------------------------------------
+
+class Worker:
+    """A worker command run as a subprocess in its own process group (leader and pool children)."""
+
+    def __init__(self, name: str, args: list[str], env: dict, log_dir: pathlib.Path):
+        self.name = name
+        self.log = open(log_dir / f"{name}.log", "ab")
+        self.process = subprocess.Popen([sys.executable, *args], env=env, cwd=REPO, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+    def check(self) -> None:
+        """Raise if the worker exited."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} worker exited with code {self.process.returncode}; see {self.log.name}")
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM to the group), then SIGKILL whatever is left of the group."""
+        pgid = self.process.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        self.log.close()
+
+
+@contextlib.contextmanager
+def running(worker_factory):
+    """Start a worker; always stop it on leaving."""
+    worker = worker_factory()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def wait_until(predicate, what: str, timeout: float, worker: Worker | None = None) -> float:
+    """Poll `predicate` until true; return perf_counter then. Raise after `timeout` seconds."""
+    deadline = time.perf_counter() + timeout
+    while not predicate():
+        if worker is not None:
+            worker.check()
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(POLL_SECONDS)
+    return time.perf_counter()
+
+
+def drain_rate(count, target: int, timeout: float, worker: Worker) -> float:
+    """Tasks/s from the first completion seen until `count()` reaches `target`."""
+    wait_until(lambda: count() > 0, "the first completion", timeout, worker)
+    first_seen, done_then = time.perf_counter(), count()
+    finished = wait_until(lambda: count() >= target, f"{target} completions", timeout, worker)
+    return (target - done_then) / max(finished - first_seen, 1e-9)
+
+
+def percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+# --- raw Celery ------------------------------------------------------------------------------
+
+class RawCelery:
+    """The raw Celery baseline: its app module, worker, and counters in Redis."""
+
+    def __init__(self, broker_url: str, client: redis.Redis, tmp: pathlib.Path, concurrency: int):
+        (tmp / "bench_raw.py").write_text(RAW_APP)
+        self.env = {**os.environ, "BENCH_BROKER_URL": broker_url, "PYTHONPATH": f"{tmp}{os.pathsep}{REPO}"}
+        os.environ["BENCH_BROKER_URL"] = broker_url
+        sys.path.insert(0, str(tmp))
+        import bench_raw
+        self.task = bench_raw.noop
+        self.redis, self.tmp, self.concurrency = client, tmp, concurrency
+
+    def worker(self) -> Worker:
+        return Worker("raw-celery", ["-m", "celery", "-A", "bench_raw", "worker", "-P", "prefork",
+                                     "-c", str(self.concurrency), "-Q", RAW_QUEUE, "-n", f"raw-{os.getpid()}@%h",
+                                     "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+                                     "--without-heartbeat"], self.env, self.tmp)
+
+    def done(self) -> int:
+        return int(self.redis.get(RAW_DONE) or 0)
+
+    def reset(self) -> None:
+        self.redis.delete(RAW_DONE)
+
+    def submit(self, n: int) -> float:
+        """Send n tasks; return the seconds it took."""
+        start = time.perf_counter()
+        for _ in range(n):
+            self.task.apply_async()
+        return time.perf_counter() - start
+
+    def start_latencies(self, samples: int, worker: Worker) -> list[float]:
+        """Send one task at a time to idle workers; return each enqueue-to-start delay (s)."""
+        key = f"bench:raw:started:{uuid.uuid4()}"
+        delays = []
+        for _ in range(samples):
+            expected = self.done() + 1
+            sent = time.time()
+            self.task.apply_async(args=[key])
+            popped = self.redis.blpop([key], timeout=30)
+            if popped is None:
+                worker.check()
+                raise TimeoutError("raw Celery task did not start within 30s")
+            delays.append(float(popped[1]) - sent)
+            wait_until(lambda: self.done() >= expected, "a raw task to finish", 30, worker)
+        return delays
+
+
+# --- Conveyor --------------------------------------------------------------------------------
+
+class Conveyor:
+    """Conveyor with the `noop` type: the Flask app in this process, workers as subprocesses."""
+
+    def __init__(self, database_url: str, broker_url: str, tmp: pathlib.Path, concurrency: int):
+        from app import create_app
+        settings = {"DATABASE_URL": database_url, "BROKER_URL": broker_url, "CONVEYOR_VAR_DIR": str(tmp / "var")}
+        self.env = {**os.environ, **settings, "PYTHONPATH": str(REPO)}
+        self.app = create_app(settings)
+        self.tmp, self.concurrency = tmp, concurrency
+        self.context = self.app.app_context()
+        self.context.push()
+        from flask_migrate import upgrade
+        from app.services import accounts
+        upgrade()
+        self.account_id = accounts.local().id
+
+    def close(self) -> None:
+        from app.extensions import db
+        db.session.remove()
+        db.engine.dispose()
+        self.context.pop()
+
+    def worker(self) -> Worker:
+        return Worker("conveyor", ["-m", "app.cli", "worker", "--pool", "cpu", "--concurrency", str(self.concurrency),
+                                   "--loglevel", "WARNING"], self.env, self.tmp)
+
+    def execute(self, statement: str, **params):
+        from app.extensions import db
+        result = db.session.execute(sa.text(statement), params)
+        db.session.commit()
+        return result
+
+    def done(self) -> int:
+        return self.execute("SELECT count(*) FROM tasks WHERE status = 'succeeded'").scalar_one()
+
+    def reset(self) -> None:
+        self.execute("TRUNCATE tasks, task_events, artifacts")
+
+    def submit(self, n: int) -> float:
+        """Submit n noop tasks through the service; return the seconds it took."""
+        from app.services import tasks
+        start = time.perf_counter()
+        for _ in range(n):
+            tasks.submit("noop", {}, account_id=self.account_id)
+        return time.perf_counter() - start
+
+    def start_latencies(self, samples: int, worker: Worker) -> list[float]:
+        """Submit one task at a time to idle workers; return each `started_at - created_at` (s)."""
+        from app.services import tasks
+        delays = []
+        for _ in range(samples):
+            task, _created = tasks.submit("noop", {}, account_id=self.account_id)
+            wait_until(lambda: self.status(task.id) == "succeeded", "a Conveyor task to finish", 30, worker)
+            row = self.execute("SELECT created_at, started_at FROM tasks WHERE id = :id", id=task.id).one()
+            delays.append((row.started_at - row.created_at).total_seconds())
+        return delays
+
+    def status(self, task_id: uuid.UUID) -> str:
+        return self.execute("SELECT status FROM tasks WHERE id = :id", id=task_id).scalar_one()
+
+    # claim latency
+
+    def insert_tasks(self, n: int, status: str) -> None:
+        """Insert n noop rows with `status` in one INSERT ... SELECT generate_series."""
+        finished = "now()" if status == "succeeded" else "NULL"
+        self.execute(f"""
+            INSERT INTO tasks (id, type, pool, status, priority, params, result, attempt, max_attempts, run_at,
+                               progress, account_id, created_at, updated_at, started_at, finished_at)
+            SELECT gen_random_uuid(), 'noop', 'cpu', :status, 2, '{{}}'::jsonb, NULL, 0, 1,
+                   now() - interval '1 day' + i * interval '1 microsecond', 0, :account,
+                   now() - interval '1 day' + i * interval '1 microsecond', now(), NULL, {finished}
+            FROM generate_series(1, :n) AS i""", status=status, account=self.account_id, n=n)
+        self.execute("ANALYZE tasks")
+
+    def claim_latency(self) -> float:
+        """Median seconds of `lifecycle.claim` + commit over CLAIM_SAMPLES claims of queued rows."""
+        from app.queue import lifecycle
+        sessions = self.app.extensions["conveyor"].sessions
+        self.insert_tasks(CLAIM_WARMUP + CLAIM_SAMPLES, "queued")
+        timings = []
+        with sessions() as session:
+            for _ in range(CLAIM_WARMUP + CLAIM_SAMPLES):
+                start = time.perf_counter()
+                row = lifecycle.claim(session, "cpu", 60, "bench")
+                session.commit()
+                timings.append(time.perf_counter() - start)
+                if row is None:
+                    raise RuntimeError("claim found no queued task")
+        self.execute("UPDATE tasks SET status = 'succeeded', finished_at = now(), lease_until = NULL "
+                     "WHERE status = 'running'")
+        return statistics.median(timings[CLAIM_WARMUP:])
+
+
+# --- the measurements ------------------------------------------------------------------------
+
+def throughput(system, n: int, samples: int, timeout: float) -> dict:
+    """Enqueue, drain, latency and end-to-end figures of one system (Conveyor or raw Celery)."""
+    system.reset()
+    figures = {"enqueue": n / system.submit(n)}
+    with running(system.worker) as worker:
+        figures["drain"] = drain_rate(system.done, n, timeout, worker)
+        delays = system.start_latencies(samples, worker)
+        figures["p50"], figures["p99"] = percentile(delays, 50), percentile(delays, 99)
+        system.reset()
+        start = time.perf_counter()
+        system.submit(n)
+        finished = wait_until(lambda: system.done() >= n, f"{n} end-to-end completions", timeout, worker)
+        figures["e2e"] = n / (finished - start)
+    return figures
+
+
+def claim_figures(conveyor: Conveyor, small: int, large: int) -> dict:
+    """Median claim latency with `small`, then `large`, succeeded tasks in the table."""
+    conveyor.reset()
+    conveyor.insert_tasks(small, "succeeded")
+    figures = {"claim_small": conveyor.claim_latency()}
+    start = time.perf_counter()
+    conveyor.insert_tasks(large - conveyor.done(), "succeeded")
+    figures["insert_seconds"] = time.perf_counter() - start
+    figures["claim_large"] = conveyor.claim_latency()
+    return figures
+
+
+def report(conveyor: dict, raw: dict, claims: dict, small: int, large: int) -> None:
+    """Print every figure, every ratio, and each target with PASS/MISS."""
+    rows = [("enqueue rate (tasks/s)", "enqueue", 1), ("drain rate (tasks/s)", "drain", 1),
+            ("end-to-end rate (tasks/s)", "e2e", 1), ("enqueue-to-start p50 (ms)", "p50", 1000),
+            ("enqueue-to-start p99 (ms)", "p99", 1000)]
+    print(f"\n{'figure':<30}{'Conveyor':>12}{'raw Celery':>12}{'Conveyor/raw':>14}")
+    ratios = {}
+    for label, key, scale in rows:
+        ratios[key] = conveyor[key] / raw[key]
+        print(f"{label:<30}{conveyor[key] * scale:>12.1f}{raw[key] * scale:>12.1f}{ratios[key]:>13.2f}x")
+    ratios["claim"] = claims["claim_large"] / claims["claim_small"]
+    print(f"\nclaim latency, median of {CLAIM_SAMPLES} (lifecycle.claim + commit):")
+    print(f"  with {small:>9,} succeeded tasks: {claims['claim_small'] * 1000:8.3f} ms")
+    print(f"  with {large:>9,} succeeded tasks: {claims['claim_large'] * 1000:8.3f} ms"
+          f"   (bulk insert took {claims['insert_seconds']:.1f} s)")
+    print(f"  ratio {large:,} / {small:,}: {ratios['claim']:.2f}x")
+    print("\ntargets:")
+    for label, key, op, bound in TARGETS:
+        ok = ratios[key] >= bound if op == ">=" else ratios[key] <= bound
+        print(f"  {label:<48} {ratios[key]:6.2f}x  target {op} {bound:g}x  {'PASS' if ok else 'MISS'}")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=None, help="N tasks per rate figure (default 3000; --quick 200)")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes per system (default 2)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 200 tasks, 30 latency samples, claim at 10k vs 100k finished")
+    parser.add_argument("--redis-db", type=int, default=None, help="an empty Redis db (default: highest empty one)")
+    args = parser.parse_args()
+    args.tasks = args.tasks or (200 if args.quick else 3000)
+    args.samples = 30 if args.quick else 300
+    args.large = 100_000 if args.quick else 1_000_000
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    terminate_on_sigterm()
+    print("machine:\n  " + "\n  ".join(machine()))
+    redis_db = args.redis_db if args.redis_db is not None else free_redis_db()
+    print(f"run: {args.tasks} tasks per rate figure, {args.samples} latency samples, concurrency {args.concurrency}, "
+          f"prefork pool, Redis db {redis_db}")
+    broker_url = f"{REDIS_HOST}/{redis_db}"
+    timeout = 120 + args.tasks / 10
+    with contextlib.ExitStack() as stack:
+        tmp = pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="conveyor-bench-")))
+        client = stack.enter_context(owned_redis_db(redis_db))
+        database_url = stack.enter_context(throwaway_database(f"conveyor_bench_{os.getpid()}"))
+        conveyor = Conveyor(database_url, broker_url, tmp, args.concurrency)
+        stack.callback(conveyor.close)
+        raw = RawCelery(broker_url, client, tmp, args.concurrency)
+        started = time.perf_counter()
+        raw_figures = throughput(raw, args.tasks, args.samples, timeout)
+        print(f"raw Celery done ({time.perf_counter() - started:.0f} s)", flush=True)
+        conveyor_figures = throughput(conveyor, args.tasks, args.samples, timeout)
+        print(f"Conveyor done ({time.perf_counter() - started:.0f} s)", flush=True)
+        claims = claim_figures(conveyor, 10_000, args.large)
+        print(f"claim latency done ({time.perf_counter() - started:.0f} s)", flush=True)
+        report(conveyor_figures, raw_figures, claims, 10_000, args.large)
+
+
+if __name__ == "__main__":
+    main()
