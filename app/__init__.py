@@ -32,8 +32,12 @@ def create_app(config: dict | None = None) -> flask.Flask:
     if settings["DATABASE_URL"].startswith("sqlite:"):
         with app.app_context():
             sa.event.listen(extensions.db.engine, "connect", _sqlite_pragmas)
-    registry = registry_module.load(processors.BUILTIN, settings["CONVEYOR_PROCESSORS"],
-                                    settings["CONVEYOR_POLICIES"], plugins=bool(settings["CONVEYOR_PLUGINS"]))
+    registry = registry_module.load(
+        processors.BUILTIN,
+        settings["CONVEYOR_PROCESSORS"],
+        settings["CONVEYOR_POLICIES"],
+        plugins=bool(settings["CONVEYOR_PLUGINS"]),
+    )
     conveyor = runtime.Runtime(app, settings, registry, celery_glue.create(settings))
     queue_tasks.register(conveyor.celery, conveyor.make_runner, conveyor.after_fork)
     app.extensions["conveyor"] = conveyor
@@ -54,9 +58,11 @@ def _sqlite_pragmas(connection, record) -> None:
 
 def _register_blueprints(app: flask.Flask) -> None:
     from app.api import health
+
     app.register_blueprint(health.blueprint)
 
 
 def _register_cli(app: flask.Flask) -> None:
     from app import cli
+
     cli.init_app(app)

@@ -23,6 +23,7 @@ from app.queue import sweeper
 from app.services import accounts, errors
 from app.services import queue as queue_service
 from app.services import tasks as task_service
+from processors import errors as processor_errors
 from processors import providers
 from processors.policy import POOLS
 
@@ -33,12 +34,13 @@ EXIT_CANCELLED = 3
 def main() -> None:
     """Run the command line (`manage.py` and the `conveyor` script)."""
     from app import create_app
+
     group = FlaskGroup(create_app=lambda: create_app(), help=__doc__, add_default_commands=False)
     group.add_command(flask.cli.shell_command)
     group.add_command(flask.cli.routes_command)
     try:
         group.main(prog_name="manage.py")
-    except config_module.ConfigError as exc:
+    except (config_module.ConfigError, processor_errors.RegistryError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
 
@@ -56,6 +58,7 @@ def _fail(exc: errors.ServiceError) -> None:
 
 # --- processes -------------------------------------------------------------------------------
 
+
 @click.command("worker")
 @click.option("--pool", type=click.Choice(POOLS), required=True, help="The pool (Celery queue) to serve.")
 @click.option("--concurrency", type=int, default=None, help="Pool processes (default: from settings).")
@@ -65,9 +68,24 @@ def worker(pool: str, concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker for one pool."""
     conveyor = runtime.current()
     concurrency = concurrency or conveyor.settings[f"CONVEYOR_{pool.upper()}_CONCURRENCY"]
-    conveyor.celery.worker_main(["worker", "-Q", pool, "-c", str(concurrency), "-P", "prefork",
-                                 "-n", f"{pool}-{os.getpid()}@%h", "--loglevel", loglevel,
-                                 "--without-gossip", "--without-mingle", "--without-heartbeat"])
+    conveyor.celery.worker_main(
+        [
+            "worker",
+            "-Q",
+            pool,
+            "-c",
+            str(concurrency),
+            "-P",
+            "prefork",
+            "-n",
+            f"{pool}-{os.getpid()}@%h",
+            "--loglevel",
+            loglevel,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )
 
 
 @click.command("sweeper")
@@ -75,15 +93,20 @@ def worker(pool: str, concurrency: int | None, loglevel: str) -> None:
 def sweeper_command() -> None:
     """Run the sweeper: rescue expired leases and re-wake due tasks (one active at a time)."""
     conveyor = runtime.current()
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
     click.echo(f"sweeper: every {conveyor.settings['CONVEYOR_SWEEP_SECONDS']:g}s")
-    try:
-        sweeper.loop(conveyor.sessions, conveyor.engine, conveyor.settings["CONVEYOR_VAR_DIR"],
-                     conveyor.registry, conveyor.wake, conveyor.backlog,
-                     conveyor.settings["CONVEYOR_SWEEP_SECONDS"], should_stop=lambda: bool(stopping))
-    except KeyboardInterrupt:
-        pass
+    sweeper.loop(
+        conveyor.sessions,
+        conveyor.engine,
+        conveyor.settings["CONVEYOR_VAR_DIR"],
+        conveyor.registry,
+        conveyor.wake,
+        conveyor.backlog,
+        conveyor.settings["CONVEYOR_SWEEP_SECONDS"],
+        should_stop=stopping.is_set,
+    )
 
 
 @click.command("run")
@@ -93,39 +116,59 @@ def sweeper_command() -> None:
 def run(host: str, port: int) -> None:
     """Run the API, one worker per pool and the sweeper together (the embedded default)."""
     from flask_migrate import upgrade
+
     upgrade()
     accounts.local()
     children = [_spawn(["worker", "--pool", pool, "--loglevel", "WARNING"]) for pool in POOLS]
     children.append(_spawn(["sweeper"]))
-    threading.Thread(target=_watch_children, args=(children,), daemon=True).start()
+    stopping = threading.Event()
+    threading.Thread(target=_watch_children, args=(children, stopping), daemon=True).start()
     click.echo(f"Conveyor is running at http://{host}:{port}/ (workers: {', '.join(POOLS)}; sweeper)")
     click.echo("Submit a task:  python manage.py tasks submit sleep --param seconds=1 --wait")
     try:
         werkzeug.serving.run_simple(host, port, flask.current_app, threaded=True, use_reloader=False)
     finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stopping.set()
+        _stop_children(children)
 
 
 def _spawn(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "app.cli", *args])
+    # A session of its own: Ctrl-C reaches `run` alone, which then stops each child cleanly.
+    return subprocess.Popen([sys.executable, "-m", "app.cli", *args], start_new_session=True)
 
 
-def _watch_children(children: list[subprocess.Popen]) -> None:
+def _watch_children(children: list[subprocess.Popen], stopping: threading.Event) -> None:
     # If a worker or the sweeper dies, stop the whole platform rather than run half of it.
-    while all(child.poll() is None for child in children):
-        time.sleep(0.5)
-    dead = next(child for child in children if child.poll() is not None)
-    click.echo(f"Error: {' '.join(dead.args[3:])} exited with code {dead.returncode}; stopping", err=True)
-    os.kill(os.getpid(), signal.SIGINT)
+    while not stopping.wait(0.5):
+        dead = next((child for child in children if child.poll() is not None), None)
+        if dead is not None:
+            click.echo(f"Error: {' '.join(dead.args[3:])} exited with code {dead.returncode}; stopping", err=True)
+            os.kill(os.getpid(), signal.SIGINT)
+            return
+
+
+def _stop_children(children: list[subprocess.Popen], timeout: float = 20) -> None:
+    for child in children:
+        _signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_group(child, signal.SIGKILL)  # pool processes left by a worker that did not stop
+        child.wait()
+
+
+def _signal_group(child: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 # --- tasks -----------------------------------------------------------------------------------
+
 
 @click.group("tasks")
 def tasks_group() -> None:
@@ -156,8 +199,13 @@ def _parse_params(pairs: tuple[str, ...], json_file) -> dict:
 
 @tasks_group.command("submit")
 @click.argument("type")
-@click.option("--param", "pairs", multiple=True, metavar="KEY=VALUE",
-              help="A param; dotted keys nest (source.url=...); values parse as JSON when they can.")
+@click.option(
+    "--param",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A param; dotted keys nest (source.url=...); values parse as JSON when they can.",
+)
 @click.option("--json", "json_file", type=click.File("r"), help="Params as a JSON object (a file, or - for stdin).")
 @click.option("--priority", type=click.Choice(["urgent", "high", "normal", "low"]), default=None)
 @click.option("--idempotency-key", default=None)
@@ -169,8 +217,9 @@ def submit(type, pairs, json_file, priority, idempotency_key, account, wait) -> 
     params = _parse_params(pairs, json_file)
     owner = _account(account)
     try:
-        task, created = task_service.submit(type, params, account_id=owner.id, priority=priority,
-                                            idempotency_key=idempotency_key)
+        task, created = task_service.submit(
+            type, params, account_id=owner.id, priority=priority, idempotency_key=idempotency_key
+        )
     except errors.ServiceError as exc:
         _fail(exc)
     click.echo(f"{'submitted' if created else 'existing'} {task.type} task {task.id}", err=wait)
@@ -190,6 +239,7 @@ def _account(name: str | None):
 def _follow(task_id) -> int:
     """Draw the task's progress until it ends; return the exit code for its outcome."""
     from app.extensions import db
+
     after, percent, stage, status, final = 0, 0.0, "", "queued", None
     while True:
         for event in task_service.events(task_id, None, after):
@@ -229,8 +279,10 @@ def _draw(percent: float, label: str, width: int = 30) -> None:
 def list_tasks(status, type_, limit) -> None:
     """List tasks, newest first."""
     for task in task_service.find(None, status=status, type=type_, limit=limit):
-        click.echo(f"{task.id}  {task.type:<16} {task.status:<10} {task.progress:5.1f}%  "
-                   f"attempt {task.attempt}/{task.max_attempts}  {task.created_at:%Y-%m-%d %H:%M:%S}")
+        click.echo(
+            f"{task.id}  {task.type:<16} {task.status:<10} {task.progress:5.1f}%  "
+            f"attempt {task.attempt}/{task.max_attempts}  {task.created_at:%Y-%m-%d %H:%M:%S}"
+        )
 
 
 @tasks_group.command("show")
@@ -243,11 +295,29 @@ def show(task_id) -> None:
         history = task_service.events(task_id, None)
     except errors.ServiceError as exc:
         _fail(exc)
-    fields = ("id", "type", "pool", "status", "priority", "params", "result", "error", "attempt", "max_attempts",
-              "progress", "stage", "message", "run_at", "created_at", "started_at", "finished_at")
+    fields = (
+        "id",
+        "type",
+        "pool",
+        "status",
+        "priority",
+        "params",
+        "result",
+        "error",
+        "attempt",
+        "max_attempts",
+        "progress",
+        "stage",
+        "message",
+        "run_at",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
     body = {name: getattr(task, name) for name in fields}
-    body["events"] = [{"id": e.id, "attempt": e.attempt, "kind": e.kind, "data": e.data, "at": e.created_at}
-                      for e in history]
+    body["events"] = [
+        {"id": e.id, "attempt": e.attempt, "kind": e.kind, "data": e.data, "at": e.created_at} for e in history
+    ]
     click.echo(json.dumps(body, indent=2, default=str))
 
 
@@ -276,6 +346,7 @@ def retry(task_id) -> None:
 
 # --- queue -----------------------------------------------------------------------------------
 
+
 @click.group("queue")
 def queue_group() -> None:
     """Stop, start, inspect and clean up the queue."""
@@ -297,6 +368,7 @@ def _scoped(action):
             click.echo(json.dumps(action(pool=pool, type=type_)))
         except errors.ServiceError as exc:
             _fail(exc)
+
     command.__doc__ = action.__doc__
     return command
 
@@ -329,6 +401,7 @@ def limit(type, limit) -> None:
 
 # --- processors ------------------------------------------------------------------------------
 
+
 @click.group("processors")
 def processors_group() -> None:
     """List and scaffold processors."""
@@ -344,18 +417,26 @@ def list_processors() -> None:
         cls = conveyor.registry.processor_class(name)
         missing = {p: why for p, why in providers.availability(cls.providers, conveyor.settings).items() if why}
         state = "available" if not missing else "unavailable: " + "; ".join(missing.values())
-        click.echo(f"{name:<18} pool={policy.pool:<4} attempts={policy.max_attempts} "
-                   f"timeout={policy.soft_timeout:g}/{policy.hard_timeout:g}s priority={policy.priority} "
-                   f"backoff={policy.backoff_base:g}..{policy.backoff_cap:g}s  {state}")
+        click.echo(
+            f"{name:<18} pool={policy.pool:<4} attempts={policy.max_attempts} "
+            f"timeout={policy.soft_timeout:g}/{policy.hard_timeout:g}s priority={policy.priority} "
+            f"backoff={policy.backoff_base:g}..{policy.backoff_cap:g}s  {state}"
+        )
 
 
 @processors_group.command("new")
 @click.argument("name")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=pathlib.Path), default=None,
-              help="Where to create the package (default: ./conveyor-NAME).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    default=None,
+    help="Where to create the package (default: ./conveyor-NAME).",
+)
 def new_processor(name, directory) -> None:
     """Scaffold an installable plugin package for task type NAME."""
     from processors import scaffold
+
     try:
         target = scaffold.create(name, directory)
     except ValueError as exc:

@@ -23,6 +23,7 @@ def _int(low: int, high: int) -> Callable[[str], int]:
         if not low <= value <= high:
             raise ValueError(f"must be from {low} to {high}")
         return value
+
     return parse
 
 
@@ -32,6 +33,7 @@ def _float(low: float, high: float) -> Callable[[str], float]:
         if not low <= value <= high:
             raise ValueError(f"must be from {low} to {high}")
         return value
+
     return parse
 
 
@@ -55,7 +57,7 @@ def _database_url(raw: Any) -> str:
     # SQLAlchemy 2.1 maps postgresql:// to psycopg 3; the stack is psycopg2.
     for prefix in ("postgres://", "postgresql://"):
         if raw.startswith(prefix):
-            return "postgresql+psycopg2://" + raw[len(prefix):]
+            return "postgresql+psycopg2://" + raw[len(prefix) :]
     return raw
 
 

@@ -53,7 +53,8 @@ def utcnow() -> datetime.datetime:
 class Base(orm.DeclarativeBase):
     registry = orm.registry(
         metadata=sa.MetaData(naming_convention=NAMING),
-        type_annotation_map={datetime.datetime: UTCDateTime, dict[str, Any]: JSONType, uuid.UUID: sa.Uuid})
+        type_annotation_map={datetime.datetime: UTCDateTime, dict[str, Any]: JSONType, uuid.UUID: sa.Uuid},
+    )
 
 
 class Status(enum.StrEnum):
@@ -122,7 +123,9 @@ class Task(Base):
     idempotency_key: orm.Mapped[str | None] = orm.mapped_column(sa.String(200))
     account_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
     user_id: orm.Mapped[uuid.UUID | None] = orm.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
-    parent_id: orm.Mapped[uuid.UUID | None] = orm.mapped_column(sa.ForeignKey("tasks.id", ondelete="SET NULL"), index=True)
+    parent_id: orm.Mapped[uuid.UUID | None] = orm.mapped_column(
+        sa.ForeignKey("tasks.id", ondelete="SET NULL"), index=True
+    )
     created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
     updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
     started_at: orm.Mapped[datetime.datetime | None]
@@ -133,11 +136,23 @@ class Task(Base):
         sa.CheckConstraint("priority BETWEEN 0 AND 3", name="priority"),
         sa.UniqueConstraint("account_id", "idempotency_key", name="uq_tasks_account_idempotency_key"),
         # The claim reads only this index: its size follows the waiting tasks, not the history.
-        sa.Index("ix_tasks_claim", "pool", "priority", "run_at", "created_at",
-                 postgresql_where=sa.text("status = 'queued'"), sqlite_where=sa.text("status = 'queued'")),
+        sa.Index(
+            "ix_tasks_claim",
+            "pool",
+            "priority",
+            "run_at",
+            "created_at",
+            postgresql_where=sa.text("status = 'queued'"),
+            sqlite_where=sa.text("status = 'queued'"),
+        ),
         # Concurrency limits count running tasks per type; the sweeper scans expired leases.
-        sa.Index("ix_tasks_running", "type", "lease_until",
-                 postgresql_where=sa.text("status = 'running'"), sqlite_where=sa.text("status = 'running'")),
+        sa.Index(
+            "ix_tasks_running",
+            "type",
+            "lease_until",
+            postgresql_where=sa.text("status = 'running'"),
+            sqlite_where=sa.text("status = 'running'"),
+        ),
         sa.Index("ix_tasks_account_created", "account_id", "created_at"),
         sa.Index("ix_tasks_status_finished", "status", "finished_at"),
     )

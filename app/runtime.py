@@ -4,6 +4,7 @@ processor registry, the Celery app, database sessions outside requests, and wake
 
 import dataclasses
 import functools
+import logging
 
 import celery
 import flask
@@ -13,6 +14,8 @@ from sqlalchemy import orm
 from app.queue import celery as celery_glue
 from app.queue import runner, tasks
 from processors import registry as registry_module
+
+log = logging.getLogger("conveyor.runtime")
 
 
 @dataclasses.dataclass
@@ -27,6 +30,7 @@ class Runtime:
     @functools.cached_property
     def engine(self) -> sa.Engine:
         from app.extensions import db
+
         with self.app.app_context():
             return db.engine
 
@@ -39,13 +43,23 @@ class Runtime:
         """Publish wake-ups to a pool (after the commit that made them due)."""
         celery_glue.wake(self.celery, pool, count, countdown)
 
+    def wake_after_commit(self, pool: str, count: int = 1, countdown: float | None = None) -> bool:
+        """Publish wake-ups for tasks already committed. A broker failure is logged, not
+        raised: the task is stored, and the sweeper wakes it once the broker is back."""
+        try:
+            self.wake(pool, count, countdown)
+        except Exception:
+            log.warning("could not publish a wake-up to pool %s; the sweeper will", pool, exc_info=True)
+            return False
+        return True
+
     def backlog(self, pool: str) -> int:
         """Return the number of wake-ups waiting on the broker for a pool."""
         return celery_glue.backlog(self.celery, pool)
 
     def make_runner(self) -> runner.Runner:
         """Return a runner for this worker process."""
-        return runner.Runner(self.sessions, self.registry, self.settings, self.wake, tasks.worker_name())
+        return runner.Runner(self.sessions, self.registry, self.settings, self.wake_after_commit, tasks.worker_name())
 
     def after_fork(self) -> None:
         """Drop pooled connections inherited from a parent process."""

@@ -27,7 +27,6 @@ them, drops the database and empties the Redis db at the end, also on error or C
 
 import argparse
 import contextlib
-import datetime
 import os
 import pathlib
 import platform
@@ -42,9 +41,9 @@ import uuid
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import psycopg2  # noqa: E402
-import redis  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
+import psycopg2
+import redis
+import sqlalchemy as sa
 
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
 REDIS_HOST = "redis://127.0.0.1:6379"
@@ -58,11 +57,11 @@ CLAIM_WARMUP = 20
 TARGETS = [
     ("end-to-end throughput, Conveyor / raw Celery", "e2e", ">=", 0.5),
     ("enqueue-to-start p50, Conveyor / raw Celery", "p50", "<=", 3.0),
-    ("claim latency, large / 10k finished", "claim", "<=", 1.2),
+    ("claim latency, {large:,} / {small:,} finished", "claim", "<=", 1.2),
 ]
 
 # The raw Celery baseline, written to a temporary directory and run with `celery -A`.
-RAW_APP = '''"""Raw Celery baseline for bench/throughput.py: Conveyor's settings, a trivial task."""
+RAW_APP = f'''"""Raw Celery baseline for bench/throughput.py: Conveyor's settings, a trivial task."""
 import os
 import time
 
@@ -74,7 +73,7 @@ import celeryconfig
 app = celery.Celery("bench_raw", set_as_current=False)
 app.config_from_object(celeryconfig)
 app.conf.broker_url = os.environ["BENCH_BROKER_URL"]
-app.conf.task_default_queue = "{queue}"
+app.conf.task_default_queue = "{RAW_QUEUE}"
 _client = {{}}
 
 
@@ -89,22 +88,28 @@ def _redis():
 def noop(started_key=None):
     if started_key:
         _redis().rpush(started_key, time.time())
-    _redis().incr("{done}")
-'''.format(queue=RAW_QUEUE, done=RAW_DONE)
+    _redis().incr("{RAW_DONE}")
+'''
 
 
 # --- environment -----------------------------------------------------------------------------
 
 def machine() -> list[str]:
     """Describe the machine: cores, CPU, PostgreSQL and Redis versions."""
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                  if line.startswith("model name")), platform.processor() or "unknown")
+    cpuinfo = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+                 platform.processor() or "unknown")
     with contextlib.closing(psycopg2.connect(PG_ADMIN)) as connection, connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         pg_version = cursor.fetchone()[0]
     redis_version = redis.Redis.from_url(REDIS_HOST).info("server")["redis_version"]
     return [f"nproc: {os.cpu_count()}", f"CPU: {model}", f"PostgreSQL: {pg_version}",
-            f"Redis: {redis_version}", f"Python: {platform.python_version()}"]
+            f"Redis: {redis_version}", f"Python: {platform.python_version()}", load_average()]
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews every figure."""
+    return "load average: " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def free_redis_db() -> int:
@@ -125,7 +130,7 @@ def throwaway_database(name: str):
             cursor.execute(f'CREATE DATABASE "{name}"')
         yield f"postgresql://root@127.0.0.1:5432/{name}"
     finally:
-        with admin.cursor() as cursor:
+        with INTERRUPTS.deferred(), admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
 
@@ -139,12 +144,47 @@ def owned_redis_db(number: int):
     try:
         yield client
     finally:
-        client.flushdb()
+        with INTERRUPTS.deferred():
+            client.flushdb()
 
 
-def terminate_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit so the cleanup in `finally` blocks runs."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+class Interrupts:
+    """SIGINT raises KeyboardInterrupt and SIGTERM SystemExit, so cleanup in `finally` blocks
+    runs; inside `deferred()` (starting a process and registering its stop, or cleaning up)
+    a signal is held and raised when the block ends."""
+
+    def __init__(self):
+        self.depth = 0
+        self.pending: list[int] = []
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.depth:
+            self.pending.append(signum)
+        else:
+            self._raise(signum)
+
+    @staticmethod
+    def _raise(signum: int) -> None:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if not self.depth and self.pending:
+                self._raise(self.pending.pop(0))
+
+
+INTERRUPTS = Interrupts()
 
 
 # --- worker processes ------------------------------------------------------------------------
@@ -154,39 +194,38 @@ class Worker:
 
     def __init__(self, name: str, args: list[str], env: dict, log_dir: pathlib.Path):
         self.name = name
-        self.log = open(log_dir / f"{name}.log", "ab")
-        self.process = subprocess.Popen([sys.executable, *args], env=env, cwd=REPO, stdout=self.log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.log = log_dir / f"{name}.log"
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, *args], env=env, cwd=REPO, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
 
     def check(self) -> None:
         """Raise if the worker exited."""
         if self.process.poll() is not None:
-            raise RuntimeError(f"{self.name} worker exited with code {self.process.returncode}; see {self.log.name}")
+            raise RuntimeError(f"{self.name} worker exited with code {self.process.returncode}; see {self.log}")
 
     def stop(self) -> None:
         """Warm shutdown (SIGTERM to the group), then SIGKILL whatever is left of the group."""
         pgid = self.process.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
-        self.log.close()
+        with INTERRUPTS.deferred():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=20)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
 
 
 @contextlib.contextmanager
 def running(worker_factory):
-    """Start a worker; always stop it on leaving."""
-    worker = worker_factory()
-    try:
+    """Start a worker; always stop it on leaving, even if a signal came while it started."""
+    with contextlib.ExitStack() as stack:
+        with INTERRUPTS.deferred():
+            worker = worker_factory()
+            stack.callback(worker.stop)
         yield worker
-    finally:
-        worker.stop()
 
 
 def wait_until(predicate, what: str, timeout: float, worker: Worker | None = None) -> float:
@@ -259,7 +298,7 @@ class RawCelery:
                 worker.check()
                 raise TimeoutError("raw Celery task did not start within 30s")
             delays.append(float(popped[1]) - sent)
-            wait_until(lambda: self.done() >= expected, "a raw task to finish", 30, worker)
+            wait_until(lambda expected=expected: self.done() >= expected, "a raw task to finish", 30, worker)
         return delays
 
 
@@ -277,6 +316,7 @@ class Conveyor:
         self.context = self.app.app_context()
         self.context.push()
         from flask_migrate import upgrade
+
         from app.services import accounts
         upgrade()
         self.account_id = accounts.local().id
@@ -317,7 +357,7 @@ class Conveyor:
         delays = []
         for _ in range(samples):
             task, _created = tasks.submit("noop", {}, account_id=self.account_id)
-            wait_until(lambda: self.status(task.id) == "succeeded", "a Conveyor task to finish", 30, worker)
+            wait_until(lambda task_id=task.id: self.status(task_id) == "succeeded", "a Conveyor task to finish", 30, worker)
             row = self.execute("SELECT created_at, started_at FROM tasks WHERE id = :id", id=task.id).one()
             delays.append((row.started_at - row.created_at).total_seconds())
         return delays
@@ -337,7 +377,12 @@ class Conveyor:
                    now() - interval '1 day' + i * interval '1 microsecond', 0, :account,
                    now() - interval '1 day' + i * interval '1 microsecond', now(), NULL, {finished}
             FROM generate_series(1, :n) AS i""", status=status, account=self.account_id, n=n)
+
+    def settle(self) -> None:
+        """After a bulk insert: fresh planner statistics (as autovacuum would give) and a
+        checkpoint, so the insert's write-back does not land in the claim timings."""
         self.execute("ANALYZE tasks")
+        self.execute("CHECKPOINT")
 
     def claim_latency(self) -> float:
         """Median seconds of `lifecycle.claim` + commit over CLAIM_SAMPLES claims of queued rows."""
@@ -380,10 +425,12 @@ def claim_figures(conveyor: Conveyor, small: int, large: int) -> dict:
     """Median claim latency with `small`, then `large`, succeeded tasks in the table."""
     conveyor.reset()
     conveyor.insert_tasks(small, "succeeded")
+    conveyor.settle()
     figures = {"claim_small": conveyor.claim_latency()}
     start = time.perf_counter()
     conveyor.insert_tasks(large - conveyor.done(), "succeeded")
     figures["insert_seconds"] = time.perf_counter() - start
+    conveyor.settle()
     figures["claim_large"] = conveyor.claim_latency()
     return figures
 
@@ -407,18 +454,19 @@ def report(conveyor: dict, raw: dict, claims: dict, small: int, large: int) -> N
     print("\ntargets:")
     for label, key, op, bound in TARGETS:
         ok = ratios[key] >= bound if op == ">=" else ratios[key] <= bound
+        label = label.format(large=large, small=small)
         print(f"  {label:<48} {ratios[key]:6.2f}x  target {op} {bound:g}x  {'PASS' if ok else 'MISS'}")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=None, help="N tasks per rate figure (default 3000; --quick 200)")
+    parser.add_argument("--tasks", type=int, default=None, help="N tasks per rate figure (default 4000; --quick 200)")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes per system (default 2)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 200 tasks, 30 latency samples, claim at 10k vs 100k finished")
     parser.add_argument("--redis-db", type=int, default=None, help="an empty Redis db (default: highest empty one)")
     args = parser.parse_args()
-    args.tasks = args.tasks or (200 if args.quick else 3000)
+    args.tasks = args.tasks or (200 if args.quick else 4000)
     args.samples = 30 if args.quick else 300
     args.large = 100_000 if args.quick else 1_000_000
     return args
@@ -426,7 +474,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    terminate_on_sigterm()
+    INTERRUPTS.install()
     print("machine:\n  " + "\n  ".join(machine()))
     redis_db = args.redis_db if args.redis_db is not None else free_redis_db()
     print(f"run: {args.tasks} tasks per rate figure, {args.samples} latency samples, concurrency {args.concurrency}, "
@@ -448,7 +496,11 @@ def main() -> None:
         claims = claim_figures(conveyor, 10_000, args.large)
         print(f"claim latency done ({time.perf_counter() - started:.0f} s)", flush=True)
         report(conveyor_figures, raw_figures, claims, 10_000, args.large)
+    print(f"\nend of run, {load_average()}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted; workers stopped, database dropped")

@@ -18,6 +18,7 @@ never return a placeholder for work it could not do: raise instead.
 from __future__ import annotations
 
 import logging
+import os
 import pathlib
 import subprocess
 import threading
@@ -40,8 +41,14 @@ class Context:
     kit in `processors.testing` runs processors that way).
     """
 
-    def __init__(self, task_id: str, attempt: int, workdir: pathlib.Path,
-                 settings: dict | None = None, logger: logging.Logger | None = None):
+    def __init__(
+        self,
+        task_id: str,
+        attempt: int,
+        workdir: pathlib.Path,
+        settings: dict | None = None,
+        logger: logging.Logger | None = None,
+    ):
         self.task_id = task_id
         self.attempt = attempt
         self.workdir = pathlib.Path(workdir)
@@ -67,14 +74,21 @@ class Context:
         self.logger.info(message, extra={"data": data})
         self._record_log(message, data)
 
-    def artifact(self, path: str | pathlib.Path, kind: str, mime: str | None = None,
-                 metadata: dict | None = None) -> dict:
+    def artifact(
+        self, path: str | pathlib.Path, kind: str, mime: str | None = None, metadata: dict | None = None
+    ) -> dict:
         """Store a file the task produced and return its description."""
         path = pathlib.Path(path)
         if not path.is_file():
             raise errors.PermanentError(f"artifact {path} does not exist")
-        item = {"path": str(path), "name": path.name, "kind": kind, "mime": mime,
-                "size": path.stat().st_size, "metadata": metadata or {}}
+        item = {
+            "path": str(path),
+            "name": path.name,
+            "kind": kind,
+            "mime": mime,
+            "size": path.stat().st_size,
+            "metadata": metadata or {},
+        }
         self.artifacts.append(item)
         return self._record_artifact(item)
 
@@ -99,6 +113,12 @@ class Context:
     def track(self, process: subprocess.Popen) -> subprocess.Popen:
         """Register a child process (started with `start_new_session=True`) so a hard stop
         kills its whole process group; call `untrack` when it has ended."""
+        try:
+            leads_group = os.getpgid(process.pid) == process.pid
+        except ProcessLookupError:
+            return process  # already gone: nothing to kill later
+        if not leads_group:
+            raise ValueError("start tracked processes with start_new_session=True so a hard stop can kill their group")
         with self._lock:
             self._processes.add(process)
         return process

@@ -9,11 +9,15 @@ from processors.policy import Policy
 
 class Params(marshmallow.Schema):
     times = marshmallow.fields.Integer(
-        load_default=1, validate=validate.Range(min=0, max=100),
-        metadata={"description": "How many attempts fail before one succeeds."})
+        load_default=1,
+        validate=validate.Range(min=0, max=100),
+        metadata={"description": "How many attempts fail before one succeeds."},
+    )
     error = marshmallow.fields.String(
-        load_default="retryable", validate=validate.OneOf(["retryable", "permanent"]),
-        metadata={"description": "The kind of error the failing attempts raise."})
+        load_default="retryable",
+        validate=validate.OneOf(["retryable", "permanent"]),
+        metadata={"description": "The kind of error the failing attempts raise."},
+    )
 
 
 class FlakyProcessor(base.Processor):
@@ -22,8 +26,9 @@ class FlakyProcessor(base.Processor):
     type = "flaky"
     description = "Fails `times` attempts with a retryable or permanent error, then succeeds."
     Params = Params
-    policy = Policy(max_attempts=5, backoff_base=1, backoff_cap=30, soft_timeout=10,
-                    hard_timeout=15, pool="io", estimate=0.1)
+    policy = Policy(
+        max_attempts=5, backoff_base=1, backoff_cap=30, soft_timeout=10, hard_timeout=15, pool="io", estimate=0.1
+    )
 
     def run(self, params: dict, ctx: base.Context) -> dict:
         ctx.progress(50, "deciding")

@@ -1,6 +1,7 @@
 """Per-type run policy: attempts, backoff, timeouts, priority, pool and duration estimate."""
 
 import dataclasses
+import math
 import random
 
 PRIORITIES = ("urgent", "high", "normal", "low")
@@ -33,8 +34,10 @@ class Policy:
 
     def problems(self) -> list[str]:
         """Return what is wrong with this policy, empty when it is sane."""
-        found = []
-        if not isinstance(self.max_attempts, int) or not 1 <= self.max_attempts <= 100:
+        found = self._type_problems()
+        if found:
+            return found
+        if not 1 <= self.max_attempts <= 100:
             found.append("max_attempts must be an integer from 1 to 100")
         if not 0 <= self.backoff_base <= self.backoff_cap:
             found.append("backoff_base must be from 0 to backoff_cap")
@@ -50,6 +53,20 @@ class Policy:
             found.append("estimate must be positive")
         return found
 
+    def _type_problems(self) -> list[str]:
+        found = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type == "int" or field.type is int:
+                if not isinstance(value, int) or isinstance(value, bool):
+                    found.append(f"{field.name} must be an integer, not {value!r}")
+            elif field.type == "float" or field.type is float:
+                if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+                    found.append(f"{field.name} must be a finite number, not {value!r}")
+            elif not isinstance(value, str):
+                found.append(f"{field.name} must be a string, not {value!r}")
+        return found
+
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Return the seconds to wait before the attempt after `attempt` (1-based)."""
         delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
@@ -62,11 +79,26 @@ class Policy:
         unknown = sorted(set(changes) - set(fields))
         if unknown:
             raise ValueError(f"unknown policy field(s): {', '.join(unknown)}")
-        coerced = {}
-        for name, value in changes.items():
-            kind = type(getattr(self, name))
-            try:
-                coerced[name] = kind(value)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"policy field {name}: {value!r} is not {kind.__name__}") from exc
+        coerced = {name: _coerce(name, type(getattr(self, name)), value) for name, value in changes.items()}
         return dataclasses.replace(self, **coerced)
+
+
+def _coerce(name: str, kind: type, value):
+    """Convert an override to the field's type without losing anything; ValueError if it can't."""
+    if kind is str:
+        if not isinstance(value, str):
+            raise ValueError(f"policy field {name}: {value!r} is not a string")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"policy field {name}: {value!r} is not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"policy field {name}: {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"policy field {name}: {value!r} is not finite")
+    if kind is int:
+        if number != int(number):
+            raise ValueError(f"policy field {name}: {value!r} is not a whole number")
+        return int(number)
+    return number

@@ -37,8 +37,7 @@ class Registry:
         if problems:
             raise errors.RegistryError(f"processor {origin} is malformed: {'; '.join(problems)}")
         if cls.type in self._classes:
-            raise errors.RegistryError(
-                f"duplicate task type {cls.type!r}: {self._origins[cls.type]} and {origin}")
+            raise errors.RegistryError(f"duplicate task type {cls.type!r}: {self._origins[cls.type]} and {origin}")
         self._classes[cls.type] = cls
         self._origins[cls.type] = origin
 
@@ -118,12 +117,13 @@ def entry_point_sources() -> list[tuple[str, type]]:
         try:
             sources.append((point.value, point.load()))
         except Exception as exc:  # a broken plugin must name itself, whatever it raised
-            raise errors.RegistryError(f"cannot load processor entry point {point.name!r} ({point.value}): {exc}") from exc
+            raise errors.RegistryError(
+                f"cannot load processor entry point {point.name!r} ({point.value}): {exc}"
+            ) from exc
     return sources
 
 
-def load(builtin: list[str], extra: list[str] = (), overrides: dict | None = None,
-         plugins: bool = True) -> Registry:
+def load(builtin: list[str], extra: list[str] = (), overrides: dict | None = None, plugins: bool = True) -> Registry:
     """Build the registry from built-in paths, installed plugins and extra paths."""
     sources = [(path, import_path(path)) for path in builtin]
     if plugins:

@@ -11,8 +11,10 @@ from processors.policy import Policy
 
 class Params(marshmallow.Schema):
     seconds = marshmallow.fields.Float(
-        load_default=1.0, validate=validate.Range(min=0, max=3600),
-        metadata={"description": "How long to sleep, 0-3600 s."})
+        load_default=1.0,
+        validate=validate.Range(min=0, max=3600),
+        metadata={"description": "How long to sleep, 0-3600 s."},
+    )
 
 
 class SleepProcessor(base.Processor):

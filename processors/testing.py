@@ -44,8 +44,15 @@ RUN_TIMEOUT = 30.0
 TASK_ID = "contract-check"
 
 
-def check(cls: type, valid_params: dict, invalid_params: dict | None = None, run: bool = True, *,
-          cancel_params: dict | None = None, settings: dict | None = None) -> None:
+def check(
+    cls: type,
+    valid_params: dict,
+    invalid_params: dict | None = None,
+    run: bool = True,
+    *,
+    cancel_params: dict | None = None,
+    settings: dict | None = None,
+) -> None:
     """Check every contract rule on `cls`; raise AssertionError at the first one it breaks.
 
     valid_params: raw params the schema must accept (and, with `run`, a run must handle).
@@ -77,6 +84,7 @@ def _fail(cls: Any, rule: str, detail: str) -> NoReturn:
 
 # --- contract and policy ---------------------------------------------------------------------
 
+
 def check_contract(cls: type) -> None:
     """Check what the registry checks, that it can create the class, and its provider names."""
     try:
@@ -87,7 +95,7 @@ def check_contract(cls: type) -> None:
         _fail(cls, "contract", "; ".join(problems))
     try:
         cls(policy=cls.policy)
-    except Exception as exc:
+    except Exception as exc:  # whatever a plugin's __init__ raises is the finding
         _fail(cls, "contract", f"the registry cannot create it as cls(policy=...): {exc!r}")
     unknown = [name for name in cls.providers if name not in providers.CHECKS]
     if unknown:
@@ -113,12 +121,14 @@ def _timeout_problems(policy: Policy) -> list[str]:
     if not all(math.isfinite(value) for value in limits):
         found.append("soft_timeout, hard_timeout and backoff_cap must be finite")
     if policy.estimate > policy.soft_timeout:
-        found.append(f"estimate {policy.estimate:g}s exceeds soft_timeout {policy.soft_timeout:g}s: "
-                     "a typical run would time out")
+        found.append(
+            f"estimate {policy.estimate:g}s exceeds soft_timeout {policy.soft_timeout:g}s: a typical run would time out"
+        )
     return found
 
 
 # --- schema ----------------------------------------------------------------------------------
+
 
 def check_schema(cls: type, valid_params: dict, invalid_params: dict | None = None) -> dict:
     """Check the Params schema: valid params load and survive storage, invalid ones are refused.
@@ -149,7 +159,7 @@ def _load(cls: type, raw: Any, what: str) -> dict:
         loaded = cls.load_params(raw)
     except errors.InvalidParams as exc:
         _fail(cls, "schema", f"{what} were refused: {exc.errors}")
-    except Exception as exc:
+    except Exception as exc:  # anything else would reach the API as a 500
         _fail(cls, "schema", f"loading {what} raised {exc!r}; only InvalidParams may escape")
     if not isinstance(loaded, dict):
         _fail(cls, "schema", f"loading {what} gave {type(loaded).__name__}, not a dict")
@@ -159,7 +169,7 @@ def _load(cls: type, raw: Any, what: str) -> dict:
 def _dump(cls: type, loaded: dict) -> dict:
     try:
         stored = cls.dump_params(loaded)
-    except Exception as exc:
+    except Exception as exc:  # the queue dumps params on every submit
         _fail(cls, "schema", f"dumping loaded params {loaded!r} raised {exc!r}")
     problem = json_problem(stored)
     if problem:
@@ -172,7 +182,7 @@ def _check_refusal(cls: type, invalid_params: Any) -> None:
         cls.load_params(invalid_params)
     except errors.InvalidParams as exc:
         named = exc.errors
-    except Exception as exc:
+    except Exception as exc:  # anything else would reach the API as a 500
         _fail(cls, "schema", f"invalid_params raised {exc!r} instead of InvalidParams")
     else:
         _fail(cls, "schema", f"invalid_params {invalid_params!r} were accepted")
@@ -203,6 +213,7 @@ def json_problem(value: Any) -> str | None:
 
 
 # --- runs ------------------------------------------------------------------------------------
+
 
 class _Attempt(threading.Thread):
     """One run of a processor in a daemon thread, keeping what it returned or raised."""
@@ -245,8 +256,7 @@ def _workdir() -> Iterator[pathlib.Path]:
         yield pathlib.Path(path)
 
 
-def check_run(cls: type, params: dict, *, settings: dict | None = None,
-              timeout: float = RUN_TIMEOUT) -> Any:
+def check_run(cls: type, params: dict, *, settings: dict | None = None, timeout: float = RUN_TIMEOUT) -> Any:
     """Run `cls` once on `params` and check that it classes its errors and returns JSON.
 
     Return the result dict, or the ProcessorError that run raised (a correctly classed
@@ -270,8 +280,12 @@ def _judge_error(cls: type, exc: BaseException) -> errors.ProcessorError:
         return exc
     if isinstance(exc, errors.ControlSignal):
         _fail(cls, "classes its errors", f"raised {type(exc).__name__} though nothing signalled it")
-    _fail(cls, "classes its errors", f"let {type(exc).__name__}({exc}) escape run; raise "
-          "RetryableError or PermanentError instead (`raise ... from exc`)")
+    _fail(
+        cls,
+        "classes its errors",
+        f"let {type(exc).__name__}({exc}) escape run; raise "
+        "RetryableError or PermanentError instead (`raise ... from exc`)",
+    )
 
 
 def _judge_result(cls: type, result: Any) -> dict:
@@ -286,12 +300,22 @@ def _judge_result(cls: type, result: Any) -> dict:
 def _check_untracked(cls: type, ctx: base.Context) -> None:
     left = ctx.tracked()
     if left:
-        _fail(cls, "child processes", f"run ended with {len(left)} child process(es) still tracked; "
-              "call ctx.untrack(process) once each has ended")
+        _fail(
+            cls,
+            "child processes",
+            f"run ended with {len(left)} child process(es) still tracked; "
+            "call ctx.untrack(process) once each has ended",
+        )
 
 
-def check_cancel(cls: type, params: dict, *, settings: dict | None = None,
-                 within: float = CANCEL_WITHIN, start_wait: float = START_WAIT) -> None:
+def check_cancel(
+    cls: type,
+    params: dict,
+    *,
+    settings: dict | None = None,
+    within: float = CANCEL_WITHIN,
+    start_wait: float = START_WAIT,
+) -> None:
     """Check that a run on `params` raises Cancelled within `within` s of `ctx.cancel()`.
 
     The cancel comes right after run's first progress report, or after `start_wait` s if it
@@ -312,13 +336,21 @@ def check_cancel(cls: type, params: dict, *, settings: dict | None = None,
 def _judge_cancel(cls: type, attempt: _Attempt, within: float, start_wait: float) -> None:
     rule = "honours cancel"
     if attempt.is_alive():
-        _fail(cls, rule, f"still running {within:g}s after ctx.cancel(); call ctx.progress, "
-              "ctx.check or ctx.sleep often while working")
+        _fail(
+            cls,
+            rule,
+            f"still running {within:g}s after ctx.cancel(); call ctx.progress, "
+            "ctx.check or ctx.sleep often while working",
+        )
     if isinstance(attempt.error, errors.Cancelled):
         return
     if attempt.error is not None:
         _fail(cls, rule, f"raised {attempt.error!r} after ctx.cancel(); expected processors.errors.Cancelled")
     if not attempt.after_cancel:
-        _fail(cls, rule, f"finished within {start_wait:g}s with no progress report, before it could be "
-              "cancelled; pass cancel_params that keep it busy, or cancel_params=None if it is instant")
+        _fail(
+            cls,
+            rule,
+            f"finished within {start_wait:g}s with no progress report, before it could be "
+            "cancelled; pass cancel_params that keep it busy, or cancel_params=None if it is instant",
+        )
     _fail(cls, rule, "returned a result after ctx.cancel(); let processors.errors.Cancelled propagate")

@@ -30,8 +30,12 @@ TABLES = ("task_events", "artifacts", "tasks", "queue_controls", "users", "accou
 
 
 def pytest_addoption(parser):
-    parser.addoption("--backend", choices=["all", "postgres", "embedded"], default="all",
-                     help="Which backends to run the queue scenarios on.")
+    parser.addoption(
+        "--backend",
+        choices=["all", "postgres", "embedded"],
+        default="all",
+        help="Which backends to run the queue scenarios on.",
+    )
 
 
 def pytest_generate_tests(metafunc):
@@ -64,6 +68,7 @@ def pg_database():
 
 def _upgrade(settings: dict) -> None:
     from flask_migrate import upgrade
+
     flask_app = app_package.create_app(settings)
     with flask_app.app_context():
         upgrade()
@@ -138,15 +143,24 @@ class Processes:
 
     def _start(self, args: list[str], ready: str | None, label: str) -> subprocess.Popen:
         log_path = self.log_dir / f"{label}-{len(self.started)}.log"
-        handle = open(log_path, "wb")
-        process = subprocess.Popen([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=self.env,
-                                   stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        handle = open(log_path, "wb")  # noqa: SIM115 - handed to the child, closed right after
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         handle.close()
         process.log_path = log_path
         self.started.append(process)
         if ready:
-            wait_for(lambda: ready in log_path.read_text(errors="replace") or process.poll() is not None,
-                     timeout=60, message=f"{label} to start")
+            wait_for(
+                lambda: ready in log_path.read_text(errors="replace") or process.poll() is not None,
+                timeout=60,
+                message=f"{label} to start",
+            )
             if process.poll() is not None:
                 raise RuntimeError(f"{label} exited: {log_path.read_text(errors='replace')[-3000:]}")
         return process

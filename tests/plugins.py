@@ -29,8 +29,9 @@ class StubbornProcessor(base.Processor):
     """Ignores the soft timeout and cancel: only a hard stop ends it."""
 
     type = "stubborn"
-    policy = Policy(max_attempts=2, backoff_base=0.5, backoff_cap=1, soft_timeout=1.0, hard_timeout=2.5,
-                    pool="cpu", estimate=1)
+    policy = Policy(
+        max_attempts=2, backoff_base=0.5, backoff_cap=1, soft_timeout=1.0, hard_timeout=2.5, pool="cpu", estimate=1
+    )
 
     def run(self, params, ctx):
         ctx.progress(0, "ignoring everything")

@@ -34,6 +34,7 @@ RUNTIME_FILES = {"manage.py", "celeryconfig.py", "app", "processors", "migration
 
 # --- reading the files -----------------------------------------------------------------------
 
+
 @functools.cache
 def compose() -> dict:
     """Return the parsed compose file."""
@@ -146,11 +147,19 @@ def subprocess_env(var_dir: pathlib.Path) -> dict[str, str]:
 
 def run_python(args: list[str], tmp_path: pathlib.Path) -> subprocess.CompletedProcess:
     # cwd is the temporary dir, so a developer's .env and ./var are neither read nor written.
-    return subprocess.run([sys.executable, *args], cwd=tmp_path, env=subprocess_env(tmp_path / "var"),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, *args],
+        check=False,
+        cwd=tmp_path,
+        env=subprocess_env(tmp_path / "var"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 # --- commands --------------------------------------------------------------------------------
+
 
 def check_manage_command(args: list[str], tmp_path: pathlib.Path) -> None:
     """Assert `manage.py ARGS` names a real leaf command of our CLI with valid options."""
@@ -161,7 +170,7 @@ def check_manage_command(args: list[str], tmp_path: pathlib.Path) -> None:
     assert "COMMAND [ARGS]" not in usage, f"manage.py {' '.join(args)} names a group, not a command: {usage}"
     path = [word for word in usage.split()[2:] if not word.startswith("[") and not word.isupper()]
     words = [word for word in args if not word.startswith("-")]
-    assert path and words[:len(path)] == path, f"{args} resolved to {usage!r}"
+    assert path and words[: len(path)] == path, f"{args} resolved to {usage!r}"
     # `--help` stops click before it checks choices; check them against the help text.
     for option, choices in re.findall(r"(--[\w-]+) \[([^\]]+)\]", done.stdout):
         value = option_value(args, option)
@@ -171,6 +180,7 @@ def check_manage_command(args: list[str], tmp_path: pathlib.Path) -> None:
 def check_gunicorn_command(argv: list[str], tmp_path: pathlib.Path) -> None:
     """Assert gunicorn is installed, accepts the options, and loads the app factory."""
     from gunicorn import config as gunicorn_config
+
     cfg = gunicorn_config.Config()
     parsed = cfg.parser().parse_args(argv[1:])
     assert len(parsed.args) == 1, f"gunicorn needs one app, got {parsed.args}"
@@ -226,6 +236,7 @@ def test_every_pool_has_a_worker():
 
 # --- dependencies and health -----------------------------------------------------------------
 
+
 def dependencies(name: str) -> dict[str, str]:
     """Return a service's dependencies with their conditions."""
     depends = services()[name].get("depends_on") or {}
@@ -240,7 +251,9 @@ def test_depends_on_names_defined_services():
             assert target in services(), f"{name} depends on undefined service {target!r}"
             assert condition in CONDITIONS, f"{name} -> {target}: unknown condition {condition!r}"
             if condition == "service_healthy":
-                assert "healthcheck" in services()[target], f"{name} waits for {target} to be healthy; it has no healthcheck"
+                assert "healthcheck" in services()[target], (
+                    f"{name} waits for {target} to be healthy; it has no healthcheck"
+                )
 
 
 def test_dependencies_have_no_cycle():
@@ -266,8 +279,9 @@ def test_platform_waits_for_migrations():
     assert services()[migrate[0]].get("restart", "no") == "no", "migrations must run once"
     assert dependencies(migrate[0]).get("postgres") == "service_healthy"
     for name in set(project_services()) - set(migrate):
-        assert dependencies(name).get(migrate[0]) == "service_completed_successfully", \
+        assert dependencies(name).get(migrate[0]) == "service_completed_successfully", (
             f"{name} may start before the schema is migrated"
+        )
 
 
 @pytest.mark.parametrize("name, probe", [("postgres", "pg_isready"), ("redis", "redis-cli ping")])
@@ -280,6 +294,7 @@ def test_healthchecks(name, probe):
 
 
 # --- settings --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", project_services())
 def test_environment_names_are_settings(name):
@@ -307,8 +322,12 @@ def test_urls_point_at_services():
     postgres = services()[database.hostname]
     assert postgres["image"].startswith("postgres:")
     db_env = postgres["environment"]
-    assert (database.username, database.password, database.path.lstrip("/"), database.port) == \
-        (db_env["POSTGRES_USER"], db_env["POSTGRES_PASSWORD"], db_env["POSTGRES_DB"], 5432)
+    assert (database.username, database.password, database.path.lstrip("/"), database.port) == (
+        db_env["POSTGRES_USER"],
+        db_env["POSTGRES_PASSWORD"],
+        db_env["POSTGRES_DB"],
+        5432,
+    )
     for key in ("BROKER_URL", "REDIS_URL"):
         url = urlsplit(env[key])
         assert services()[url.hostname]["image"].startswith("redis:"), f"{key} points at {url.hostname}"
@@ -346,6 +365,7 @@ def test_var_dir_is_one_shared_volume():
 
 
 # --- Dockerfile ------------------------------------------------------------------------------
+
 
 def dockerfiles() -> list[pathlib.Path]:
     return sorted({dockerfile_path(name) for name in project_services()})
@@ -406,8 +426,12 @@ def test_copy_sources_exist(path):
 @pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.name)
 def test_image_holds_runtime_files(path):
     # `file:` values (long_description = file: README.md) are read by `pip install`.
-    referenced = {value.strip().removeprefix("file:").strip() for section in setup_cfg().values()
-                  for value in section.values() if value.strip().startswith("file:")}
+    referenced = {
+        value.strip().removeprefix("file:").strip()
+        for section in setup_cfg().values()
+        for value in section.values()
+        if value.strip().startswith("file:")
+    }
     copied = {source.strip("/").removeprefix("./") for source in copy_sources(path)}
     missing = (RUNTIME_FILES | referenced) - copied
     assert not missing, f"the image lacks {sorted(missing)}"

@@ -21,10 +21,15 @@ def create(settings: dict) -> celery.Celery:
     app.conf.task_queues = [kombu.Queue(pool, routing_key=pool) for pool in POOLS]
     if settings["BROKER_URL"].startswith("filesystem:"):
         folder = pathlib.Path(settings["CONVEYOR_VAR_DIR"]) / "broker"
-        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        for sub in ("processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
         app.conf.broker_transport_options = {
-            "data_folder_in": str(folder), "data_folder_out": str(folder),
-            "processed_folder": str(folder / "processed"), "store_processed": False}
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+            "control_folder": str(folder / "control"),
+        }
     return app
 
 
@@ -32,8 +37,9 @@ def wake(app: celery.Celery, pool: str, count: int = 1, countdown: float | None 
     """Publish `count` wake-ups to `pool`; each lets one worker claim one task there."""
     with app.producer_or_acquire() as producer:
         for _ in range(count):
-            app.send_task(WAKE_TASK, args=[pool], queue=pool, routing_key=pool,
-                          countdown=countdown or None, producer=producer)
+            app.send_task(
+                WAKE_TASK, args=[pool], queue=pool, routing_key=pool, countdown=countdown or None, producer=producer
+            )
 
 
 def backlog(app: celery.Celery, pool: str) -> int:

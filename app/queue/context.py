@@ -20,8 +20,15 @@ PROGRESS_WRITES_PER_SECOND = 4
 class DurableContext(base.Context):
     """A processor context backed by the database."""
 
-    def __init__(self, session_factory: orm.sessionmaker, task_id: uuid.UUID, attempt: int, workdir,
-                 artifact_dir, settings: dict | None = None):
+    def __init__(
+        self,
+        session_factory: orm.sessionmaker,
+        task_id: uuid.UUID,
+        attempt: int,
+        workdir,
+        artifact_dir,
+        settings: dict | None = None,
+    ):
         super().__init__(str(task_id), attempt, workdir, settings)
         self.id = task_id
         self.stale = False
@@ -62,13 +69,22 @@ class DurableContext(base.Context):
         self._write(_fenced_event, "log", {"message": message[:2000], **data})
 
     def _record_artifact(self, item: dict) -> dict:
+        self.check()  # a stale or cancelled attempt stores nothing
         target_dir = self._artifact_dir / str(self.id) / str(self.attempt)
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / item["name"]
         shutil.copyfile(item["path"], target)
-        artifact = models.Artifact(id=uuid.uuid4(), task_id=self.id, attempt=self.attempt, kind=item["kind"],
-                                   name=item["name"], storage_key=str(target.relative_to(self._artifact_dir)),
-                                   mime=item["mime"], size=item["size"], meta=item["metadata"])
+        artifact = models.Artifact(
+            id=uuid.uuid4(),
+            task_id=self.id,
+            attempt=self.attempt,
+            kind=item["kind"],
+            name=item["name"],
+            storage_key=str(target.relative_to(self._artifact_dir)),
+            mime=item["mime"],
+            size=item["size"],
+            meta=item["metadata"],
+        )
         self._session.add(artifact)
         described = {**item, "id": str(artifact.id)}
         described.pop("path")
@@ -82,7 +98,8 @@ def _fenced_event(session: orm.Session, task_id: uuid.UUID, attempt: int, kind: 
         sa.update(models.Task)
         .where(models.Task.id == task_id, models.Task.attempt == attempt, models.Task.status == models.Status.RUNNING)
         .values(updated_at=lifecycle.now())
-        .returning(models.Task.cancel_requested_at)).first()
+        .returning(models.Task.cancel_requested_at)
+    ).first()
     if row is None:
         raise errors.StaleAttempt()
     lifecycle.add_event(session, task_id, attempt, kind, data)

@@ -44,13 +44,17 @@ def set_limit(session: orm.Session, task_type: str, limit: int | None) -> models
 
 def paused(session: orm.Session) -> list[dict]:
     """Return what is paused, as `{scope, name}` items."""
-    query = sa.select(models.QueueControl).where(models.QueueControl.paused).order_by(
-        models.QueueControl.scope, models.QueueControl.name)
+    query = (
+        sa.select(models.QueueControl)
+        .where(models.QueueControl.paused)
+        .order_by(models.QueueControl.scope, models.QueueControl.name)
+    )
     return [{"scope": row.scope, "name": row.name} for row in session.scalars(query)]
 
 
 def limits(session: orm.Session) -> dict[str, int]:
     """Return the concurrency limit of each limited type."""
     query = sa.select(models.QueueControl.name, models.QueueControl.concurrency_limit).where(
-        models.QueueControl.scope == "type", models.QueueControl.concurrency_limit.is_not(None))
+        models.QueueControl.scope == "type", models.QueueControl.concurrency_limit.is_not(None)
+    )
     return {name: limit for name, limit in session.execute(query)}

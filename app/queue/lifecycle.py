@@ -20,8 +20,9 @@ def now() -> datetime.datetime:
     return models.utcnow()
 
 
-def add_event(session: orm.Session, task_id: uuid.UUID, attempt: int, kind: str, data: dict,
-              at: datetime.datetime | None = None) -> None:
+def add_event(
+    session: orm.Session, task_id: uuid.UUID, attempt: int, kind: str, data: dict, at: datetime.datetime | None = None
+) -> None:
     """Append an event to a task's history."""
     session.execute(sql.add_event(task_id, attempt, kind, data, at or now()))
 
@@ -38,10 +39,19 @@ def parse_priority(value: str | int | None, default: str) -> int:
         raise ValueError(f"unknown priority {value!r}; use urgent, high, normal or low") from None
 
 
-def submit(session: orm.Session, registry: registry_module.Registry, *, type: str, params: dict | None,
-           account_id: uuid.UUID, user_id: uuid.UUID | None = None, priority: str | int | None = None,
-           run_at: datetime.datetime | None = None, parent_id: uuid.UUID | None = None,
-           idempotency_key: str | None = None) -> tuple[models.Task, bool]:
+def submit(
+    session: orm.Session,
+    registry: registry_module.Registry,
+    *,
+    type: str,
+    params: dict | None,
+    account_id: uuid.UUID,
+    user_id: uuid.UUID | None = None,
+    priority: str | int | None = None,
+    run_at: datetime.datetime | None = None,
+    parent_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[models.Task, bool]:
     """Validate and add a task; return it and whether it is new.
 
     A repeated idempotency key (per account) returns the task it first created, unchanged.
@@ -57,11 +67,22 @@ def submit(session: orm.Session, registry: registry_module.Registry, *, type: st
     policy = registry.policy(type)
     stored = cls.dump_params(cls.load_params(params))
     at = now()
-    task = models.Task(id=uuid.uuid4(), type=type, pool=policy.pool, status=Status.QUEUED,
-                       priority=parse_priority(priority, policy.priority), params=stored,
-                       max_attempts=policy.max_attempts, run_at=run_at or at, account_id=account_id,
-                       user_id=user_id, parent_id=parent_id, idempotency_key=idempotency_key,
-                       created_at=at, updated_at=at)
+    task = models.Task(
+        id=uuid.uuid4(),
+        type=type,
+        pool=policy.pool,
+        status=Status.QUEUED,
+        priority=parse_priority(priority, policy.priority),
+        params=stored,
+        max_attempts=policy.max_attempts,
+        run_at=run_at or at,
+        account_id=account_id,
+        user_id=user_id,
+        parent_id=parent_id,
+        idempotency_key=idempotency_key,
+        created_at=at,
+        updated_at=at,
+    )
     try:
         with session.begin_nested():
             session.add(task)
@@ -72,8 +93,9 @@ def submit(session: orm.Session, registry: registry_module.Registry, *, type: st
         if existing is None:
             raise
         return existing, False
-    add_event(session, task.id, 0, "status",
-              {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}, at)
+    add_event(
+        session, task.id, 0, "status", {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}, at
+    )
     return task, True
 
 
@@ -82,8 +104,14 @@ def _by_key(session: orm.Session, account_id: uuid.UUID, key: str) -> models.Tas
     return session.scalars(query).first()
 
 
-def claim(session: orm.Session, pool: str, lease_seconds: float, worker: str) -> sa.Row | None:
-    """Claim the best eligible task of `pool` for a new attempt; None if there is none."""
+def claim(session: orm.Session, pool: str, lease_seconds: float, worker: str, serialize: bool = False) -> sa.Row | None:
+    """Claim the best eligible task of `pool` for a new attempt; None if there is none.
+
+    `serialize` makes concurrent claims in the pool take turns: needed for exact concurrency
+    limits, skipped otherwise so claims pass each other (SQLite's one writer already serializes).
+    """
+    if serialize and session.get_bind().dialect.name == "postgresql":
+        session.execute(sql.serialize_claims(pool))
     at = now()
     row = session.execute(sql.claim(pool, at, at + datetime.timedelta(seconds=lease_seconds), worker)).first()
     if row is not None:
@@ -100,28 +128,47 @@ def heartbeat(session: orm.Session, task_id: uuid.UUID, attempt: int, lease_seco
     return row.cancel_requested_at is not None
 
 
-def record_progress(session: orm.Session, task_id: uuid.UUID, attempt: int, percent: float,
-                    stage: str | None, message: str | None) -> bool:
+def record_progress(
+    session: orm.Session, task_id: uuid.UUID, attempt: int, percent: float, stage: str | None, message: str | None
+) -> bool:
     """Store the attempt's progress and its event; return whether a cancel was asked."""
     at = now()
     row = session.execute(sql.progress(task_id, attempt, at, percent, stage, message)).first()
     if row is None:
         raise errors.StaleAttempt()
-    add_event(session, task_id, attempt, "progress",
-              {"progress": round(percent, 2), "stage": stage, "message": message}, at)
+    add_event(
+        session, task_id, attempt, "progress", {"progress": round(percent, 2), "stage": stage, "message": message}, at
+    )
     return row.cancel_requested_at is not None
 
 
 def finish(session: orm.Session, task_id: uuid.UUID, attempt: int, result: dict) -> None:
     """Mark the live attempt succeeded with `result`. Raises StaleAttempt."""
     at = now()
-    _end(session, task_id, attempt, at, status=Status.SUCCEEDED, result=result, error=None,
-         progress=100.0, finished_at=at, updated_at=at)
+    _end(
+        session,
+        task_id,
+        attempt,
+        at,
+        status=Status.SUCCEEDED,
+        result=result,
+        error=None,
+        progress=100.0,
+        finished_at=at,
+        updated_at=at,
+    )
     add_event(session, task_id, attempt, "status", {"status": Status.SUCCEEDED}, at)
 
 
-def fail(session: orm.Session, task_id: uuid.UUID, attempt: int, max_attempts: int, error: dict,
-         retryable: bool, delay: float) -> datetime.datetime | str | None:
+def fail(
+    session: orm.Session,
+    task_id: uuid.UUID,
+    attempt: int,
+    max_attempts: int,
+    error: dict,
+    retryable: bool,
+    delay: float,
+) -> datetime.datetime | str | None:
     """End a failed attempt: requeue after `delay` seconds if retryable and attempts remain,
     else fail the task; a task whose cancel was asked ends cancelled instead of retrying.
     Return the retry time, "cancelled", or None when the task failed. Raises StaleAttempt.
@@ -130,14 +177,20 @@ def fail(session: orm.Session, task_id: uuid.UUID, attempt: int, max_attempts: i
     error = {**error, "attempt": attempt}
     if retryable and attempt < max_attempts:
         run_at = at + datetime.timedelta(seconds=delay)
-        requeued = session.execute(sql.requeue_attempt(task_id, attempt, run_at=run_at, error=error,
-                                                       updated_at=at, worker=None)).first()
+        requeued = session.execute(
+            sql.requeue_attempt(task_id, attempt, run_at=run_at, error=error, updated_at=at, worker=None)
+        ).first()
         if requeued is None:
             end_cancelled(session, task_id, attempt, f"cancel asked; not retrying after: {error['message']}")
             return "cancelled"
-        add_event(session, task_id, attempt, "status",
-                  {"status": Status.QUEUED, "error": error, "retry_in": round(delay, 3),
-                   "run_at": run_at.isoformat()}, at)
+        add_event(
+            session,
+            task_id,
+            attempt,
+            "status",
+            {"status": Status.QUEUED, "error": error, "retry_in": round(delay, 3), "run_at": run_at.isoformat()},
+            at,
+        )
         return run_at
     _end(session, task_id, attempt, at, status=Status.FAILED, error=error, finished_at=at, updated_at=at)
     add_event(session, task_id, attempt, "status", {"status": Status.FAILED, "error": error}, at)
@@ -164,7 +217,14 @@ def cancel(session: orm.Session, task_id: uuid.UUID) -> str:
     at = now()
     row = session.execute(sql.cancel_waiting(task_id, at)).first()
     if row is not None:
-        add_event(session, task_id, row.attempt, "status", {"status": Status.CANCELLED, "reason": "cancelled while waiting"}, at)
+        add_event(
+            session,
+            task_id,
+            row.attempt,
+            "status",
+            {"status": Status.CANCELLED, "reason": "cancelled while waiting"},
+            at,
+        )
         return "cancelled"
     row = session.execute(sql.request_cancel(task_id, at)).first()
     if row is not None:

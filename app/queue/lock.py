@@ -33,7 +33,7 @@ class Lock:
             connection.close()
             return False
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "w")
+        handle = open(self.path, "w")  # noqa: SIM115 - held open for as long as the lock is
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -62,6 +62,11 @@ class Lock:
     def release(self) -> None:
         """Let the lock go."""
         if self._connection is not None:
+            try:
+                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+                self._connection.commit()
+            except sa.exc.DBAPIError:
+                pass  # the connection is gone, and the lock with it
             try:
                 self._connection.close()
             finally:

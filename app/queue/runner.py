@@ -12,6 +12,7 @@ watcher thread that renews the lease, notices a cancel, and enforces the hard ti
 """
 
 import datetime
+import json
 import logging
 import os
 import pathlib
@@ -25,8 +26,7 @@ from collections.abc import Callable
 from sqlalchemy import orm
 
 from app.queue import context as context_module
-from app.queue import control
-from app.queue import errors, lifecycle
+from app.queue import control, errors, lifecycle
 from processors import errors as processor_errors
 from processors import registry as registry_module
 from processors.policy import Policy
@@ -41,8 +41,14 @@ Wake = Callable[[str, int, float | None], None]
 class Runner:
     """Runs claimed tasks of any type, one at a time, in the calling (main) thread."""
 
-    def __init__(self, session_factory: orm.sessionmaker, registry: registry_module.Registry,
-                 settings: dict, wake: Wake, worker: str):
+    def __init__(
+        self,
+        session_factory: orm.sessionmaker,
+        registry: registry_module.Registry,
+        settings: dict,
+        wake: Wake,
+        worker: str,
+    ):
         self.session_factory = session_factory
         self.registry = registry
         self.settings = settings
@@ -57,7 +63,13 @@ class Runner:
     def run_next(self, pool: str) -> str | None:
         """Claim and run the best eligible task of `pool`; return its outcome, None if idle."""
         with self.session_factory() as session:
-            row = lifecycle.claim(session, pool, self.settings["CONVEYOR_LEASE_SECONDS"], self.worker)
+            row = lifecycle.claim(
+                session,
+                pool,
+                self.settings["CONVEYOR_LEASE_SECONDS"],
+                self.worker,
+                serialize=bool(self._limited_types()),
+            )
             session.commit()
         if row is None:
             return None
@@ -68,8 +80,9 @@ class Runner:
         policy = self.registry.policy(row.type)
         workdir = self.work_dir / str(row.id) / str(row.attempt)
         workdir.mkdir(parents=True, exist_ok=True)
-        ctx = context_module.DurableContext(self.session_factory, row.id, row.attempt, workdir,
-                                            self.artifact_dir, self.settings)
+        ctx = context_module.DurableContext(
+            self.session_factory, row.id, row.attempt, workdir, self.artifact_dir, self.settings
+        )
         watcher = Watcher(self, row, ctx, policy)
         watcher.start()
         try:
@@ -92,15 +105,22 @@ class Runner:
         except processor_errors.Cancelled:
             return ("stale",) if ctx.stale else ("cancelled", "cancelled while running")
         except processor_errors.SoftTimeout:
-            return ("failed", {"type": "SoftTimeout", "retryable": True,
-                               "message": f"soft timeout: still running after {policy.soft_timeout:g}s"}, None)
+            return (
+                "failed",
+                {
+                    "type": "SoftTimeout",
+                    "retryable": True,
+                    "message": f"soft timeout: still running after {policy.soft_timeout:g}s",
+                },
+                None,
+            )
         except processor_errors.ProcessorError as exc:
             return ("failed", lifecycle.describe_error(exc), exc.retry_after)
         except Exception as exc:
             return ("failed", lifecycle.describe_error(exc, traceback.format_exc()), None)
-        if not isinstance(result, dict):
-            return ("failed", {"type": "BadResult", "retryable": False,
-                               "message": f"processor returned {type(result).__name__}, not a dict"}, None)
+        problem = _result_problem(result)
+        if problem:
+            return ("failed", {"type": "BadResult", "retryable": False, "message": problem}, None)
         return ("succeeded", result)
 
     def _record(self, row, ctx, policy: Policy, outcome: tuple) -> str:
@@ -121,8 +141,9 @@ class Runner:
                 else:
                     error, retry_after = outcome[1], outcome[2]
                     delay = max(policy.backoff(row.attempt), retry_after or 0)
-                    ended = lifecycle.fail(session, row.id, row.attempt, row.max_attempts, error,
-                                           error["retryable"], delay)
+                    ended = lifecycle.fail(
+                        session, row.id, row.attempt, row.max_attempts, error, error["retryable"], delay
+                    )
                     retry_at = ended if isinstance(ended, datetime.datetime) else None
                     kind = "retrying" if retry_at else ended or "failed"
                 session.commit()
@@ -153,15 +174,27 @@ class Runner:
         if reason == "cancel" or self._cancel_seen(ctx):
             outcome = ("cancelled", f"hard-stopped {self.settings['CONVEYOR_CANCEL_GRACE_SECONDS']:g}s after cancel")
         else:
-            outcome = ("failed", {"type": "HardTimeout", "retryable": True,
-                                  "message": f"hard timeout: killed after {policy.hard_timeout:g}s"}, None)
+            outcome = (
+                "failed",
+                {
+                    "type": "HardTimeout",
+                    "retryable": True,
+                    "message": f"hard timeout: killed after {policy.hard_timeout:g}s",
+                },
+                None,
+            )
         try:
             self._record(row, ctx, policy, outcome)
         finally:
             for process in ctx.tracked():
                 _kill_group(process.pid)
-            log.error("task %s attempt %s hard-stopped (%s); killing worker process %s",
-                      row.id, row.attempt, reason, os.getpid())
+            log.error(
+                "task %s attempt %s hard-stopped (%s); killing worker process %s",
+                row.id,
+                row.attempt,
+                reason,
+                os.getpid(),
+            )
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -194,7 +227,8 @@ class Watcher(threading.Thread):
         started = time.monotonic()
         cancel_seen: float | None = None
         while not self._stopped.wait(self.interval):
-            if cancel_seen is None and self._beat():
+            # Keep renewing the lease during the grace period: the attempt still runs.
+            if self._beat() and cancel_seen is None:
                 cancel_seen = time.monotonic()
                 self.ctx.cancel()
             clock = time.monotonic()
@@ -207,8 +241,9 @@ class Watcher(threading.Thread):
         """Renew the lease; return whether the attempt must stop (cancelled or stale)."""
         try:
             with self.runner.session_factory() as session:
-                cancel_asked = lifecycle.heartbeat(session, self.row.id, self.row.attempt,
-                                                   self.runner.settings["CONVEYOR_LEASE_SECONDS"])
+                cancel_asked = lifecycle.heartbeat(
+                    session, self.row.id, self.row.attempt, self.runner.settings["CONVEYOR_LEASE_SECONDS"]
+                )
                 session.commit()
             return cancel_asked
         except errors.StaleAttempt:
@@ -224,6 +259,17 @@ class Watcher(threading.Thread):
                 return
             self._done = True
             self.runner.hard_stop(self.row, self.ctx, self.policy, reason)
+
+
+def _result_problem(result) -> str | None:
+    """Return why a processor's result cannot be stored, or None."""
+    if not isinstance(result, dict):
+        return f"processor returned {type(result).__name__}, not a dict"
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return f"processor returned a result that is not JSON: {exc}"
+    return None
 
 
 class _SoftTimeoutAlarm:

@@ -8,11 +8,13 @@ the database's one writer lock. Writes by a running attempt are fenced: they mat
 
 import datetime
 import uuid
+import zlib
 
 import sqlalchemy as sa
 
 from app import models
 from app.models import Status
+from app.queue import states
 
 tasks = models.Task.__table__
 events = models.TaskEvent.__table__
@@ -21,19 +23,31 @@ controls = models.QueueControl.__table__
 
 def _paused(t: sa.Table) -> sa.Exists:
     # A task is held if the whole queue, its pool or its type is paused.
-    return sa.exists().where(controls.c.paused, sa.or_(
-        controls.c.scope == "queue",
-        sa.and_(controls.c.scope == "pool", controls.c.name == t.c.pool),
-        sa.and_(controls.c.scope == "type", controls.c.name == t.c.type)))
+    return sa.exists().where(
+        controls.c.paused,
+        sa.or_(
+            controls.c.scope == "queue",
+            sa.and_(controls.c.scope == "pool", controls.c.name == t.c.pool),
+            sa.and_(controls.c.scope == "type", controls.c.name == t.c.type),
+        ),
+    )
 
 
 def _at_limit(t: sa.Table) -> sa.Exists:
     # A type at its concurrency limit starts nothing more until one of its tasks ends.
     running = tasks.alias("r")
-    count = (sa.select(sa.func.count()).select_from(running)
-             .where(running.c.type == t.c.type, running.c.status == Status.RUNNING).scalar_subquery())
-    return sa.exists().where(controls.c.scope == "type", controls.c.name == t.c.type,
-                             controls.c.concurrency_limit.is_not(None), controls.c.concurrency_limit <= count)
+    count = (
+        sa.select(sa.func.count())
+        .select_from(running)
+        .where(running.c.type == t.c.type, running.c.status == Status.RUNNING)
+        .scalar_subquery()
+    )
+    return sa.exists().where(
+        controls.c.scope == "type",
+        controls.c.name == t.c.type,
+        controls.c.concurrency_limit.is_not(None),
+        controls.c.concurrency_limit <= count,
+    )
 
 
 def eligible(t: sa.Table, pool: str | None, now: datetime.datetime) -> list:
@@ -48,82 +62,135 @@ def claim(pool: str, now: datetime.datetime, lease_until: datetime.datetime, wor
     """claim: take the best eligible task of a pool (priority, then run_at, then age), at most
     one claimer per task; SKIP LOCKED lets concurrent claims pass each other."""
     t = tasks.alias("t")
-    best = (sa.select(t.c.id).where(*eligible(t, pool, now))
-            .order_by(t.c.priority, t.c.run_at, t.c.created_at).limit(1)
-            .with_for_update(skip_locked=True, of=t).scalar_subquery())
-    return (sa.update(tasks).where(tasks.c.id == best, tasks.c.status == Status.QUEUED)
-            .values(status=Status.RUNNING, attempt=tasks.c.attempt + 1, lease_until=lease_until,
-                    heartbeat_at=now, started_at=now, updated_at=now, worker=worker,
-                    progress=0.0, stage=None, message=None)
-            .returning(tasks))
+    best = (
+        sa.select(t.c.id)
+        .where(*eligible(t, pool, now))
+        .order_by(t.c.priority, t.c.run_at, t.c.created_at)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=t)
+        .scalar_subquery()
+    )
+    return (
+        sa.update(tasks)
+        .where(tasks.c.id == best, tasks.c.status == Status.QUEUED)
+        .values(
+            status=Status.RUNNING,
+            attempt=tasks.c.attempt + 1,
+            lease_until=lease_until,
+            heartbeat_at=now,
+            started_at=now,
+            updated_at=now,
+            worker=worker,
+            progress=0.0,
+            stage=None,
+            message=None,
+        )
+        .returning(tasks)
+    )
 
 
-def heartbeat(task_id: uuid.UUID, attempt: int, now: datetime.datetime,
-              lease_until: datetime.datetime) -> sa.Update:
+def serialize_claims(pool: str) -> sa.TextClause:
+    """serialize_claims: claims in a pool take turns until their transaction ends (PostgreSQL),
+    so two claims cannot both see a type under its concurrency limit and both start one."""
+    return sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=zlib.crc32(f"conveyor.claim.{pool}".encode()))
+
+
+def heartbeat(task_id: uuid.UUID, attempt: int, now: datetime.datetime, lease_until: datetime.datetime) -> sa.Update:
     """heartbeat: extend this attempt's lease; returns the cancel request, or no row once the
     attempt is no longer the live one."""
-    return (sa.update(tasks)
-            .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == Status.RUNNING)
-            .values(heartbeat_at=now, lease_until=lease_until)
-            .returning(tasks.c.cancel_requested_at))
+    return (
+        sa.update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == Status.RUNNING)
+        .values(heartbeat_at=now, lease_until=lease_until)
+        .returning(tasks.c.cancel_requested_at)
+    )
 
 
-def progress(task_id: uuid.UUID, attempt: int, now: datetime.datetime, percent: float,
-             stage: str | None, message: str | None) -> sa.Update:
+def progress(
+    task_id: uuid.UUID, attempt: int, now: datetime.datetime, percent: float, stage: str | None, message: str | None
+) -> sa.Update:
     """progress: record the live attempt's progress; no row if the attempt is stale."""
-    return (sa.update(tasks)
-            .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == Status.RUNNING)
-            .values(progress=percent, stage=stage, message=message, heartbeat_at=now, updated_at=now)
-            .returning(tasks.c.cancel_requested_at))
+    return (
+        sa.update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == Status.RUNNING)
+        .values(progress=percent, stage=stage, message=message, heartbeat_at=now, updated_at=now)
+        .returning(tasks.c.cancel_requested_at)
+    )
 
 
 def end_attempt(task_id: uuid.UUID, attempt: int, **values) -> sa.Update:
     """end_attempt: move the live attempt's task out of `running`; no row if it is stale."""
-    return (sa.update(tasks)
-            .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == Status.RUNNING)
-            .values(lease_until=None, **values)
-            .returning(tasks.c.id))
+    return (
+        sa.update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == Status.RUNNING)
+        .values(lease_until=None, **values)
+        .returning(tasks.c.id)
+    )
 
 
 def requeue_attempt(task_id: uuid.UUID, attempt: int, **values) -> sa.Update:
     """requeue_attempt: put the live attempt's task back in line for a retry, unless a cancel
     was asked (a cancel wins over any retry); no row otherwise."""
-    return (sa.update(tasks)
-            .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == Status.RUNNING,
-                   tasks.c.cancel_requested_at.is_(None))
-            .values(lease_until=None, status=Status.QUEUED, **values)
-            .returning(tasks.c.id))
+    return (
+        sa.update(tasks)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.attempt == attempt,
+            tasks.c.status == Status.RUNNING,
+            tasks.c.cancel_requested_at.is_(None),
+        )
+        .values(lease_until=None, status=Status.QUEUED, **values)
+        .returning(tasks.c.id)
+    )
 
 
 def cancel_waiting(task_id: uuid.UUID, now: datetime.datetime) -> sa.Update:
     """cancel_waiting: a queued task is cancelled at once and can no longer be claimed."""
-    return (sa.update(tasks).where(tasks.c.id == task_id, tasks.c.status == Status.QUEUED)
-            .values(status=Status.CANCELLED, cancel_requested_at=now, finished_at=now, updated_at=now)
-            .returning(tasks.c.attempt))
+    return (
+        sa.update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.status == Status.QUEUED)
+        .values(status=Status.CANCELLED, cancel_requested_at=now, finished_at=now, updated_at=now)
+        .returning(tasks.c.attempt)
+    )
 
 
 def request_cancel(task_id: uuid.UUID, now: datetime.datetime) -> sa.Update:
     """request_cancel: mark a running task; its attempt sees it at the next heartbeat."""
-    return (sa.update(tasks)
-            .where(tasks.c.id == task_id, tasks.c.status == Status.RUNNING, tasks.c.cancel_requested_at.is_(None))
-            .values(cancel_requested_at=now, updated_at=now)
-            .returning(tasks.c.attempt))
+    return (
+        sa.update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.status == Status.RUNNING, tasks.c.cancel_requested_at.is_(None))
+        .values(cancel_requested_at=now, updated_at=now)
+        .returning(tasks.c.attempt)
+    )
 
 
 def requeue(task_id: uuid.UUID, now: datetime.datetime, extra_attempts: int) -> sa.Update:
     """requeue: put a failed or cancelled task back in line, granting it more attempts."""
-    return (sa.update(tasks)
-            .where(tasks.c.id == task_id, tasks.c.status.in_([Status.FAILED, Status.CANCELLED]))
-            .values(status=Status.QUEUED, run_at=now, updated_at=now, finished_at=None,
-                    cancel_requested_at=None, max_attempts=tasks.c.attempt + extra_attempts)
-            .returning(tasks))
+    return (
+        sa.update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.status.in_(states.REQUESTS["retry"]))
+        .values(
+            status=Status.QUEUED,
+            run_at=now,
+            updated_at=now,
+            finished_at=None,
+            cancel_requested_at=None,
+            max_attempts=tasks.c.attempt + extra_attempts,
+        )
+        .returning(tasks)
+    )
 
 
 def expired_leases(now: datetime.datetime, limit: int = 500) -> sa.Select:
     """expired_leases: running tasks whose worker stopped renewing; locked so one sweeper
     rescues each."""
-    return (sa.select(tasks).where(tasks.c.status == Status.RUNNING, tasks.c.lease_until < now)
-            .order_by(tasks.c.lease_until).limit(limit).with_for_update(skip_locked=True))
+    return (
+        sa.select(tasks)
+        .where(tasks.c.status == Status.RUNNING, tasks.c.lease_until < now)
+        .order_by(tasks.c.lease_until)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 def eligible_counts(now: datetime.datetime) -> sa.Select:
@@ -132,13 +199,11 @@ def eligible_counts(now: datetime.datetime) -> sa.Select:
     return sa.select(t.c.pool, sa.func.count()).where(*eligible(t, None, now)).group_by(t.c.pool)
 
 
-def add_event(task_id: uuid.UUID, attempt: int, kind: str, data: dict,
-              now: datetime.datetime) -> sa.Insert:
+def add_event(task_id: uuid.UUID, attempt: int, kind: str, data: dict, now: datetime.datetime) -> sa.Insert:
     """add_event: append one event; its id orders the task's history."""
     return sa.insert(events).values(task_id=task_id, attempt=attempt, kind=kind, data=data, created_at=now)
 
 
 def events_after(task_id: uuid.UUID, after: int, limit: int) -> sa.Select:
     """events_after: a task's events in order, after a sequence id (SSE resume)."""
-    return (sa.select(events).where(events.c.task_id == task_id, events.c.id > after)
-            .order_by(events.c.id).limit(limit))
+    return sa.select(events).where(events.c.task_id == task_id, events.c.id > after).order_by(events.c.id).limit(limit)

@@ -23,6 +23,13 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 
 TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
+# What a person (API, CLI) may ask for, and the states each request starts from. A running
+# task is asked to cancel, not moved: its attempt ends itself at the next heartbeat.
+REQUESTS: dict[str, frozenset[Status]] = {
+    "cancel": frozenset({Status.QUEUED, Status.RUNNING}),
+    "retry": frozenset({Status.FAILED, Status.CANCELLED}),
+}
+
 
 def can_move(source: str, target: str) -> bool:
     """Tell whether a task may go from state `source` to state `target`."""

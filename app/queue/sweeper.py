@@ -37,8 +37,11 @@ def _rescue(session: orm.Session, registry: registry_module.Registry, row, at) -
     if row.cancel_requested_at is not None:
         lifecycle.end_cancelled(session, row.id, row.attempt, "worker lost after cancel was asked")
         return {**item, "action": "cancelled", "reason": "lease expired after a cancel request"}
-    error = {"type": "LeaseExpired", "retryable": True,
-             "message": f"worker {row.worker} stopped renewing its lease (expired {row.lease_until.isoformat()})"}
+    error = {
+        "type": "LeaseExpired",
+        "retryable": True,
+        "message": f"worker {row.worker} stopped renewing its lease (expired {row.lease_until.isoformat()})",
+    }
     policy = registry.policy(row.type) if row.type in registry else None
     delay = policy.backoff(row.attempt) if policy else 0.0
     retry_at = lifecycle.fail(session, row.id, row.attempt, row.max_attempts, error, True, delay)
@@ -70,8 +73,16 @@ def sweep_once(session_factory: orm.sessionmaker, registry, wake, backlog) -> di
     return {"rescued": rescued, "woken": woken}
 
 
-def loop(session_factory, engine: sa.Engine, var_dir: str, registry, wake, backlog, interval: float,
-         should_stop: Callable[[], bool] = lambda: False) -> None:
+def loop(
+    session_factory,
+    engine: sa.Engine,
+    var_dir: str,
+    registry,
+    wake,
+    backlog,
+    interval: float,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> None:
     """Sweep every `interval` seconds while holding the sweeper lock; stand by otherwise."""
     holder = lock.Lock(engine, var_dir)
     standby_logged = False
@@ -105,7 +116,11 @@ def cleanup(session_factory: orm.sessionmaker, registry, stuck_after: float | No
 def _fail_stuck(session: orm.Session, registry, stuck_after: float) -> list[dict]:
     limit = lifecycle.now() - datetime.timedelta(seconds=stuck_after)
     table = sql.tasks
-    query = sa.select(table).where(table.c.status == Status.RUNNING, table.c.heartbeat_at < limit).with_for_update(skip_locked=True)
+    query = (
+        sa.select(table)
+        .where(table.c.status == Status.RUNNING, table.c.heartbeat_at < limit)
+        .with_for_update(skip_locked=True)
+    )
     report = []
     for row in session.execute(query).all():
         try:

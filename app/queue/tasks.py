@@ -23,8 +23,14 @@ def register(app: celery.Celery, make_runner, after_fork) -> None:
         state.clear()
         after_fork()
 
-    @app.task(name=celery_glue.WAKE_TASK, ignore_result=True, acks_late=True,
-              autoretry_for=(sa.exc.OperationalError,), retry_backoff=True, max_retries=None)
+    @app.task(
+        name=celery_glue.WAKE_TASK,
+        ignore_result=True,
+        acks_late=True,
+        autoretry_for=(sa.exc.OperationalError,),
+        retry_backoff=True,
+        max_retries=None,
+    )
     def wake(pool: str) -> str | None:
         if "runner" not in state:
             state["runner"] = make_runner()
@@ -34,4 +40,3 @@ def register(app: celery.Celery, make_runner, after_fork) -> None:
 def worker_name() -> str:
     """Return this process's name as recorded on the tasks it claims."""
     return f"{socket.gethostname()}:{os.getpid()}"
-

@@ -1,5 +1,7 @@
 """Queue administration: status, stop and start (queue, pool or type), cleanup, limits."""
 
+import logging
+
 import sqlalchemy as sa
 
 from app import models, runtime
@@ -9,6 +11,8 @@ from app.queue import control, lifecycle, sweeper
 from app.services import errors
 from processors.policy import POOLS
 
+log = logging.getLogger("conveyor.queue")
+
 
 def status() -> dict:
     """Return counts by status, type and priority, running tasks, controls and oldest wait."""
@@ -16,14 +20,18 @@ def status() -> dict:
     by_status = dict(db.session.execute(sa.select(task.status, sa.func.count()).group_by(task.status)).all())
     by_type = {}
     for type_, status_, count in db.session.execute(
-            sa.select(task.type, task.status, sa.func.count()).group_by(task.type, task.status)):
+        sa.select(task.type, task.status, sa.func.count()).group_by(task.type, task.status)
+    ):
         by_type.setdefault(type_, {})[status_] = count
     waiting = db.session.execute(
-        sa.select(task.priority, sa.func.count()).where(task.status == Status.QUEUED).group_by(task.priority)).all()
+        sa.select(task.priority, sa.func.count()).where(task.status == Status.QUEUED).group_by(task.priority)
+    ).all()
     oldest = db.session.scalar(sa.select(sa.func.min(task.created_at)).where(task.status == Status.QUEUED))
     running = db.session.execute(
         sa.select(task.id, task.type, task.attempt, task.progress, task.stage, task.worker, task.started_at)
-        .where(task.status == Status.RUNNING).order_by(task.started_at)).all()
+        .where(task.status == Status.RUNNING)
+        .order_by(task.started_at)
+    ).all()
     return {
         "by_status": {str(s): by_status.get(str(s), 0) for s in Status},
         "by_type": by_type,
@@ -63,7 +71,7 @@ def start(pool: str | None = None, type: str | None = None) -> dict:
     control.set_paused(db.session, scope, name, False)
     db.session.commit()
     conveyor = runtime.current()
-    woken = sweeper.wake_due(db.session, conveyor.wake, conveyor.backlog)
+    woken = _wake_due(conveyor)
     return {"scope": scope, "name": name, "paused": False, "woken": woken}
 
 
@@ -76,8 +84,7 @@ def set_limit(type: str, limit: int | None) -> dict:
         raise errors.Invalid(str(exc), {"limit": [str(exc)]}) from exc
     db.session.commit()
     if limit:
-        conveyor = runtime.current()
-        sweeper.wake_due(db.session, conveyor.wake, conveyor.backlog)
+        _wake_due(runtime.current())
     return {"type": type, "limit": limit}
 
 
@@ -85,5 +92,14 @@ def cleanup(stuck_after: float | None = None) -> list[dict]:
     """Rescue expired leases (and tasks silent for `stuck_after` s); report each task."""
     conveyor = runtime.current()
     report = sweeper.cleanup(conveyor.sessions, conveyor.registry, stuck_after)
-    sweeper.wake_due(db.session, conveyor.wake, conveyor.backlog)
+    _wake_due(conveyor)
     return report
+
+
+def _wake_due(conveyor) -> dict[str, int]:
+    # The change is committed; if the broker is down the sweeper publishes these later.
+    try:
+        return sweeper.wake_due(db.session, conveyor.wake, conveyor.backlog)
+    except Exception:
+        log.warning("could not publish wake-ups; the sweeper will", exc_info=True)
+        return {}

@@ -13,18 +13,35 @@ from app.services import errors
 from processors import errors as processor_errors
 
 
-def submit(type: str, params: dict | None, *, account_id: uuid.UUID, user_id: uuid.UUID | None = None,
-           priority: str | None = None, run_at: datetime.datetime | None = None,
-           parent_id: uuid.UUID | None = None, idempotency_key: str | None = None) -> tuple[models.Task, bool]:
+def submit(
+    type: str,
+    params: dict | None,
+    *,
+    account_id: uuid.UUID,
+    user_id: uuid.UUID | None = None,
+    priority: str | None = None,
+    run_at: datetime.datetime | None = None,
+    parent_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[models.Task, bool]:
     """Store a new task and wake its pool; return it and whether it is new (not a repeat of
     `idempotency_key`). Raises errors.Invalid naming each bad field."""
     conveyor = runtime.current()
     if parent_id is not None:
         get(parent_id, account_id)
     try:
-        task, created = lifecycle.submit(db.session, conveyor.registry, type=type, params=params,
-                                         account_id=account_id, user_id=user_id, priority=priority,
-                                         run_at=run_at, parent_id=parent_id, idempotency_key=idempotency_key)
+        task, created = lifecycle.submit(
+            db.session,
+            conveyor.registry,
+            type=type,
+            params=params,
+            account_id=account_id,
+            user_id=user_id,
+            priority=priority,
+            run_at=run_at,
+            parent_id=parent_id,
+            idempotency_key=idempotency_key,
+        )
         db.session.commit()
     except queue_errors.UnknownTaskType as exc:
         db.session.rollback()
@@ -37,7 +54,7 @@ def submit(type: str, params: dict | None, *, account_id: uuid.UUID, user_id: uu
         raise errors.Invalid(str(exc), {"priority": [str(exc)]}) from exc
     if created:
         delay = (task.run_at - lifecycle.now()).total_seconds()
-        conveyor.wake(task.pool, 1, delay if delay > 0 else None)
+        conveyor.wake_after_commit(task.pool, 1, delay if delay > 0 else None)
     return task, created
 
 
@@ -53,8 +70,14 @@ def get(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> models.Task:
     return task
 
 
-def find(account_id: uuid.UUID | None, *, status: str | None = None, type: str | None = None,
-         limit: int = 50, offset: int = 0) -> list[models.Task]:
+def find(
+    account_id: uuid.UUID | None,
+    *,
+    status: str | None = None,
+    type: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[models.Task]:
     """Return tasks, newest first, filtered by status and type."""
     query = sa.select(models.Task).order_by(models.Task.created_at.desc()).limit(limit).offset(offset)
     if account_id is not None:
@@ -90,7 +113,7 @@ def retry(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> models.Task
         db.session.rollback()
         raise errors.Conflict(str(exc)) from exc
     db.session.refresh(task)
-    conveyor.wake(task.pool)
+    conveyor.wake_after_commit(task.pool)
     return task
 
 

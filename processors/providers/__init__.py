@@ -9,12 +9,14 @@ import shutil
 def _binary(name: str):
     def check(settings: dict) -> str | None:
         return None if shutil.which(name) else f"the `{name}` program is not installed"
+
     return check
 
 
 def _setting(key: str):
     def check(settings: dict) -> str | None:
         return None if settings.get(key) else f"{key} is not set"
+
     return check
 
 

@@ -13,8 +13,14 @@ from app import config
 from processors import scaffold
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-FILES = {"pyproject.toml", "setup.cfg", "README.md", "conveyor_word_count/__init__.py",
-         "conveyor_word_count/processor.py", "tests/test_processor.py"}
+FILES = {
+    "pyproject.toml",
+    "setup.cfg",
+    "README.md",
+    "conveyor_word_count/__init__.py",
+    "conveyor_word_count/processor.py",
+    "tests/test_processor.py",
+}
 
 
 def files_under(directory: pathlib.Path) -> set[str]:
@@ -22,16 +28,19 @@ def files_under(directory: pathlib.Path) -> set[str]:
     return {path.relative_to(directory).as_posix() for path in directory.rglob("*") if path.is_file()}
 
 
-def run_python(args: list[str], cwd: pathlib.Path, pythonpath: list[pathlib.Path],
-               **settings: str) -> subprocess.CompletedProcess:
+def run_python(
+    args: list[str], cwd: pathlib.Path, pythonpath: list[pathlib.Path], **settings: str
+) -> subprocess.CompletedProcess:
     """Run `python ARGS` with only the given Conveyor settings (none from this shell)."""
     env = {key: value for key, value in os.environ.items() if key not in config.SETTINGS}
     env.update(settings, PYTHONPATH=os.pathsep.join(str(path) for path in [*pythonpath, ROOT]))
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 # --- create() ----------------------------------------------------------------------------------
+
 
 def test_writes_the_plugin_package(tmp_path):
     target = scaffold.create("word_count", tmp_path / "plugin")
@@ -83,20 +92,26 @@ def test_refuses_a_builtin_name(tmp_path):
 
 # --- the generated plugin, installed -----------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory) -> dict:
     """Scaffold `word_count` with the CLI and write its package metadata into a site folder."""
     root = tmp_path_factory.mktemp("plugin")
     package, site = root / "conveyor-word-count", root / "site"
-    made = run_python(["-m", "app.cli", "processors", "new", "word_count", "--dir", str(package)],
-                      root, [], CONVEYOR_VAR_DIR=str(root / "var"))
+    made = run_python(
+        ["-m", "app.cli", "processors", "new", "word_count", "--dir", str(package)],
+        root,
+        [],
+        CONVEYOR_VAR_DIR=str(root / "var"),
+    )
     assert made.returncode == 0, made.stderr
     site.mkdir()
     # What `pip install` would write, made offline: `pip install --target` needs bdist_wheel,
     # which setuptools < 70.1 lacks without the `wheel` package. egg_info writes the same
     # entry_points.txt from the generated setup.cfg, and importlib.metadata reads it.
-    built = run_python(["-c", "import setuptools; setuptools.setup()", "egg_info", "--egg-base", str(site)],
-                       package, [])
+    built = run_python(
+        ["-c", "import setuptools; setuptools.setup()", "egg_info", "--egg-base", str(site)], package, []
+    )
     assert built.returncode == 0, built.stderr
     return {"root": root, "package": package, "path": [site, package]}
 
@@ -104,14 +119,19 @@ def plugin(tmp_path_factory) -> dict:
 def test_installed_plugin_declares_its_entry_point(plugin):
     metadata = plugin["path"][0] / "conveyor_word_count.egg-info"
     assert (metadata / "top_level.txt").read_text().split() == ["conveyor_word_count"]
-    assert "word_count = conveyor_word_count.processor:WordCountProcessor" in (
-        metadata / "entry_points.txt").read_text()
+    assert (
+        "word_count = conveyor_word_count.processor:WordCountProcessor" in (metadata / "entry_points.txt").read_text()
+    )
 
 
 def test_processors_list_shows_the_installed_type(plugin):
-    listed = run_python(["-m", "app.cli", "processors", "list"], plugin["root"], plugin["path"],
-                        CONVEYOR_VAR_DIR=str(plugin["root"] / "var"),
-                        CONVEYOR_POLICIES='{"word_count": {"max_attempts": 5}}')
+    listed = run_python(
+        ["-m", "app.cli", "processors", "list"],
+        plugin["root"],
+        plugin["path"],
+        CONVEYOR_VAR_DIR=str(plugin["root"] / "var"),
+        CONVEYOR_POLICIES='{"word_count": {"max_attempts": 5}}',
+    )
     assert listed.returncode == 0, listed.stderr
     line = next((line for line in listed.stdout.splitlines() if line.startswith("word_count ")), None)
     assert line is not None, listed.stdout
@@ -119,15 +139,19 @@ def test_processors_list_shows_the_installed_type(plugin):
 
 
 def test_generated_tests_pass(plugin):
-    tested = run_python(["-m", "pytest", str(plugin["package"] / "tests"), "-q", "-p", "no:cacheprovider"],
-                        plugin["root"], plugin["path"])
+    tested = run_python(
+        ["-m", "pytest", str(plugin["package"] / "tests"), "-q", "-p", "no:cacheprovider"],
+        plugin["root"],
+        plugin["path"],
+    )
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "3 passed" in tested.stdout
 
 
 def test_cli_refuses_a_bad_name(tmp_path):
-    refused = run_python(["-m", "app.cli", "processors", "new", "BAD-NAME"], tmp_path, [],
-                         CONVEYOR_VAR_DIR=str(tmp_path / "var"))
+    refused = run_python(
+        ["-m", "app.cli", "processors", "new", "BAD-NAME"], tmp_path, [], CONVEYOR_VAR_DIR=str(tmp_path / "var")
+    )
     assert refused.returncode != 0
     assert "'BAD-NAME' must be a lowercase letter" in refused.stderr
     assert not list(tmp_path.glob("conveyor-*"))

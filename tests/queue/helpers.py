@@ -31,15 +31,21 @@ def statuses(task_id) -> list[str]:
 def wait_status(task_id, wanted: str | tuple, timeout: float = 30) -> models.Task:
     """Wait until the task reaches one of the `wanted` statuses; return it."""
     wanted = (wanted,) if isinstance(wanted, str) else wanted
-    return wait_for(lambda: (row := task(task_id)).status in wanted and row, timeout,
-                    message=f"task {task_id} to reach {wanted}")
+    return wait_for(
+        lambda: (row := task(task_id)).status in wanted and row, timeout, message=f"task {task_id} to reach {wanted}"
+    )
 
 
 def wait_all(task_ids, wanted: str = "succeeded", timeout: float = 60) -> None:
     """Wait until every task reaches `wanted`."""
+
     def done():
         db.session.rollback()
-        count = db.session.scalar(sa.select(sa.func.count()).select_from(models.Task)
-                                  .where(models.Task.id.in_(task_ids), models.Task.status == wanted))
+        count = db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(models.Task)
+            .where(models.Task.id.in_(task_ids), models.Task.status == wanted)
+        )
         return count == len(task_ids)
+
     wait_for(done, timeout, interval=0.2, message=f"{len(task_ids)} tasks to reach {wanted}")

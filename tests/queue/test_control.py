@@ -1,6 +1,7 @@
 """Durable control: a stopped queue starts nothing, even across worker restarts, until it is
 started; pauses by pool or type hold only what they name; concurrency limits cap a type."""
 
+import itertools
 import time
 
 import pytest
@@ -53,7 +54,7 @@ def test_concurrency_limit_caps_running_tasks_of_a_type(backend, app, account, p
     helpers.wait_all(task_ids, timeout=30)
 
     spans = sorted((helpers.task(t).started_at, helpers.task(t).finished_at) for t in task_ids)
-    for (_, finished), (started, _) in zip(spans, spans[1:], strict=False):
+    for (_, finished), (started, _) in itertools.pairwise(spans):
         assert started >= finished, "two tasks of a type limited to 1 ran at the same time"
     status = queue_service.status()
     assert status["limits"] == {"sleep": 1}

@@ -8,6 +8,7 @@ import pytest
 
 from app.extensions import db
 from app.queue import errors, lifecycle
+from app.services import queue as queue_service
 from app.services import tasks as task_service
 from tests.conftest import wait_for
 from tests.queue import helpers
@@ -53,3 +54,17 @@ def test_attempt_that_returns_after_losing_its_lease_cannot_write(backend, app, 
 
 def _rescue_event(task_id):
     return next(e for e in helpers.events(task_id, "status") if e.data.get("error", {}).get("type") == "LeaseExpired")
+
+
+def test_admin_cleanup_reports_each_task_it_rescued(backend, app, account, processes):
+    worker = processes.worker("cpu", concurrency=1)
+    task_id = task_service.submit("sleep", {"seconds": 5}, account_id=account.id)[0].id
+    wait_for(lambda: helpers.task(task_id).progress > 0, timeout=20, message="the sleep to make progress")
+    processes.kill(worker, signal.SIGKILL)
+    assert queue_service.cleanup() == [], "a live lease is not rescued"
+    wait_for(lambda: helpers.task(task_id).lease_until < lifecycle.now(), timeout=10, message="the lease to expire")
+
+    report = queue_service.cleanup()
+    assert [(item["task_id"], item["action"]) for item in report] == [(str(task_id), "requeued")]
+    assert "stopped renewing its lease" in report[0]["reason"]
+    assert helpers.task(task_id).status == "queued"

@@ -30,11 +30,12 @@ def test_key_is_scoped_to_the_account(backend, app, account):
 
 def test_concurrent_submits_with_one_key_give_one_task(backend, app, account):
     ids, failures = [], []
+    account_id = account.id  # read here: the fixture's row belongs to this thread's session
 
     def submit():
         with app.app_context():
             try:
-                ids.append(task_service.submit("noop", {}, account_id=account.id, idempotency_key="race")[0].id)
+                ids.append(task_service.submit("noop", {}, account_id=account_id, idempotency_key="race")[0].id)
             except Exception as exc:  # collected and asserted below
                 failures.append(exc)
 

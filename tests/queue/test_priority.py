@@ -10,8 +10,10 @@ from tests.queue import helpers
 
 
 def _submit(account, count: int, priority: str, seconds: float = 0.02) -> list:
-    return [task_service.submit("sleep", {"seconds": seconds}, account_id=account.id, priority=priority)[0].id
-            for _ in range(count)]
+    return [
+        task_service.submit("sleep", {"seconds": seconds}, account_id=account.id, priority=priority)[0].id
+        for _ in range(count)
+    ]
 
 
 @pytest.mark.embedded

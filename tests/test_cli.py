@@ -1,0 +1,143 @@
+"""The command line as a user runs it: `manage.py run` on the embedded default, and
+`tasks submit --wait` with its progress bar and exit codes."""
+
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from app.services import tasks as task_service
+from tests.conftest import ROOT, wait_for
+from tests.queue import helpers
+
+
+def _cli(settings: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**os.environ, **settings, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_run_serves_the_embedded_default_and_submit_wait_succeeds(tmp_path):
+    env = {**os.environ, "CONVEYOR_VAR_DIR": str(tmp_path / "var"), "PYTHONPATH": str(ROOT)}
+    for name in ("DATABASE_URL", "BROKER_URL"):
+        env.pop(name, None)
+    port = _free_port()
+    log = open(tmp_path / "run.log", "w")  # noqa: SIM115 - the child's output for the whole test
+    run = subprocess.Popen(
+        [sys.executable, "manage.py", "run", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(
+            lambda: f"http://127.0.0.1:{port}/" in (tmp_path / "run.log").read_text(),
+            timeout=60,
+            message="manage.py run to print its URL",
+        )
+        done = subprocess.run(
+            [sys.executable, "manage.py", "tasks", "submit", "sleep", "--param", "seconds=1", "--wait"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "100.0% succeeded" in done.stderr
+        assert '"slept": 1.0' in done.stdout
+        family = _descendants(run.pid)
+        assert len(family) >= 3, "run starts a worker per pool and the sweeper"
+    finally:
+        os.kill(run.pid, signal.SIGINT)
+        run.wait(timeout=40)
+        log.close()
+    assert (tmp_path / "var" / "conveyor.db").exists()
+    alive = [pid for pid in family if pathlib.Path(f"/proc/{pid}").exists()]
+    assert alive == [], "manage.py run left processes behind"
+
+
+def _descendants(pid: int) -> list[int]:
+    parents = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == current]
+        found += children
+        frontier += children
+    return found
+
+
+@pytest.mark.embedded
+def test_submit_wait_exit_codes(backend, settings, app, processes):
+    processes.worker("cpu", concurrency=1)
+    processes.worker("io", concurrency=1)
+    failed = _cli(settings, "tasks", "submit", "flaky", "--param", "times=1", "--param", "error=permanent", "--wait")
+    assert failed.returncode == 1 and "task failed: flaky failure" in failed.stderr
+
+    waiting = subprocess.Popen(
+        [sys.executable, "manage.py", "tasks", "submit", "sleep", "--param", "seconds=30", "--wait"],
+        cwd=ROOT,
+        env={**os.environ, **settings, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    task = wait_for(
+        lambda: task_service.find(None, type="sleep", status="running"), timeout=30, message="the sleep to run"
+    )[0]
+    cancel = _cli(settings, "tasks", "cancel", str(task.id))
+    assert cancel.returncode == 0 and cancel.stdout.strip() == "cancel_requested"
+    _, err = waiting.communicate(timeout=30)
+    assert waiting.returncode == 3 and "task cancelled" in err
+
+
+@pytest.mark.embedded
+def test_submit_refuses_bad_input_naming_the_field(backend, settings, app):
+    unknown = _cli(settings, "tasks", "submit", "nope")
+    assert unknown.returncode != 0 and "unknown task type 'nope'" in unknown.stderr
+    bad = _cli(settings, "tasks", "submit", "sleep", "--param", "seconds=-1")
+    assert bad.returncode != 0 and "seconds" in bad.stderr
+    assert task_service.find(None) == []
+
+
+@pytest.mark.embedded
+def test_queue_commands_and_processors_list(backend, settings, app):
+    stop = _cli(settings, "queue", "stop", "--pool", "io")
+    assert stop.returncode == 0 and '"paused": true' in stop.stdout
+    status = _cli(settings, "queue", "status")
+    assert '"scope": "pool"' in status.stdout and '"name": "io"' in status.stdout
+    listing = _cli(settings, "processors", "list")
+    assert listing.returncode == 0
+    for name in ("noop", "sleep", "flaky"):
+        assert any(line.startswith(name) and "available" in line for line in listing.stdout.splitlines())
+    task_id = task_service.submit("flaky", {"times": 0}, account_id=_local_account(settings))[0].id
+    shown = _cli(settings, "tasks", "show", str(task_id))
+    assert shown.returncode == 0 and '"status": "queued"' in shown.stdout
+    assert helpers.task(task_id).status == "queued"
+
+
+def _local_account(settings):
+    from app.services import accounts
+
+    return accounts.local().id
