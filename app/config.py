@@ -77,8 +77,6 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_VAR_DIR": (_str, lambda env: str(pathlib.Path.cwd() / "var")),
     "DATABASE_URL": (_database_url, lambda env: f"sqlite:///{env['CONVEYOR_VAR_DIR']}/conveyor.db"),
     "BROKER_URL": (_broker_url, "filesystem://"),
-    "REDIS_URL": (_str, None),
-    "SECRET_KEY": (_str, None),
     "CONVEYOR_LEASE_SECONDS": (_float(2, 3600), 15.0),
     "CONVEYOR_HEARTBEAT_SECONDS": (_float(0.1, 60), 1.0),
     "CONVEYOR_CANCEL_GRACE_SECONDS": (_float(0, 3600), 10.0),

@@ -311,7 +311,7 @@ def test_environment_loads(name):
 
 
 def test_project_services_share_settings():
-    shared = ("DATABASE_URL", "BROKER_URL", "REDIS_URL", "CONVEYOR_VAR_DIR")
+    shared = ("DATABASE_URL", "BROKER_URL", "CONVEYOR_VAR_DIR")
     seen = {tuple(environment(name).get(key) for key in shared) for name in project_services()}
     assert len(seen) == 1, f"services disagree on {shared}: {seen}"
 
@@ -328,7 +328,7 @@ def test_urls_point_at_services():
         db_env["POSTGRES_DB"],
         5432,
     )
-    for key in ("BROKER_URL", "REDIS_URL"):
+    for key in ("BROKER_URL",):
         url = urlsplit(env[key])
         assert services()[url.hostname]["image"].startswith("redis:"), f"{key} points at {url.hostname}"
         assert url.port == 6379
