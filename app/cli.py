@@ -63,13 +63,15 @@ def _fail(exc: errors.ServiceError) -> None:
 @click.option("--pool", type=click.Choice(POOLS), required=True, help="The pool (Celery queue) to serve.")
 @click.option("--concurrency", type=int, default=None, help="Pool processes (default: from settings).")
 @click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--quiet", is_flag=True, help="No start-up banner.")
 @with_appcontext
-def worker(pool: str, concurrency: int | None, loglevel: str) -> None:
+def worker(pool: str, concurrency: int | None, loglevel: str, quiet: bool) -> None:
     """Run a Celery worker for one pool."""
     conveyor = runtime.current()
     concurrency = concurrency or conveyor.settings[f"CONVEYOR_{pool.upper()}_CONCURRENCY"]
     conveyor.celery.worker_main(
         [
+            *(["--quiet"] if quiet else []),
             "worker",
             "-Q",
             pool,
@@ -119,7 +121,7 @@ def run(host: str, port: int) -> None:
 
     upgrade()
     accounts.local()
-    children = [_spawn(["worker", "--pool", pool, "--loglevel", "WARNING"]) for pool in POOLS]
+    children = [_spawn(["worker", "--pool", pool, "--loglevel", "WARNING", "--quiet"]) for pool in POOLS]
     children.append(_spawn(["sweeper"]))
     stopping = threading.Event()
     threading.Thread(target=_watch_children, args=(children, stopping), daemon=True).start()

@@ -17,7 +17,9 @@ def create(settings: dict) -> celery.Celery:
     """Return a Celery app configured from `settings` (broker, queues, reliability)."""
     app = celery.Celery("conveyor", set_as_current=False)
     app.config_from_object(celeryconfig)
-    app.conf.broker_url = settings["BROKER_URL"]
+    # kombu warns about a filesystem:// URL without a host; the host means nothing there.
+    url = settings["BROKER_URL"]
+    app.conf.broker_url = "filesystem://localhost//" if url == "filesystem://" else url
     app.conf.task_queues = [kombu.Queue(pool, routing_key=pool) for pool in POOLS]
     if settings["BROKER_URL"].startswith("filesystem:"):
         folder = pathlib.Path(settings["CONVEYOR_VAR_DIR"]) / "broker"
