@@ -125,6 +125,8 @@ def run(host: str, port: int) -> None:
     children.append(_spawn(["sweeper"]))
     stopping = threading.Event()
     threading.Thread(target=_watch_children, args=(children, stopping), daemon=True).start()
+    # SIGTERM (a service manager, `timeout`) stops the children too, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     click.echo(f"Conveyor is running at http://{host}:{port}/ (workers: {', '.join(POOLS)}; sweeper)")
     click.echo("Submit a task:  python manage.py tasks submit sleep --param seconds=1 --wait")
     try:

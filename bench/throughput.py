@@ -38,12 +38,12 @@ import tempfile
 import time
 import uuid
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
 import psycopg2
 import redis
 import sqlalchemy as sa
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # `app`, `processors` and `celeryconfig`, imported where used
 
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
 REDIS_HOST = "redis://127.0.0.1:6379"
@@ -94,17 +94,26 @@ def noop(started_key=None):
 
 # --- environment -----------------------------------------------------------------------------
 
+
 def machine() -> list[str]:
     """Describe the machine: cores, CPU, PostgreSQL and Redis versions."""
     cpuinfo = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
-                 platform.processor() or "unknown")
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+        platform.processor() or "unknown",
+    )
     with contextlib.closing(psycopg2.connect(PG_ADMIN)) as connection, connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         pg_version = cursor.fetchone()[0]
     redis_version = redis.Redis.from_url(REDIS_HOST).info("server")["redis_version"]
-    return [f"nproc: {os.cpu_count()}", f"CPU: {model}", f"PostgreSQL: {pg_version}",
-            f"Redis: {redis_version}", f"Python: {platform.python_version()}", load_average()]
+    return [
+        f"nproc: {os.cpu_count()}",
+        f"CPU: {model}",
+        f"PostgreSQL: {pg_version}",
+        f"Redis: {redis_version}",
+        f"Python: {platform.python_version()}",
+        load_average(),
+    ]
 
 
 def load_average() -> str:
@@ -189,6 +198,7 @@ INTERRUPTS = Interrupts()
 
 # --- worker processes ------------------------------------------------------------------------
 
+
 class Worker:
     """A worker command run as a subprocess in its own process group (leader and pool children)."""
 
@@ -196,8 +206,9 @@ class Worker:
         self.name = name
         self.log = log_dir / f"{name}.log"
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, *args], env=env, cwd=REPO, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, *args], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def check(self) -> None:
         """Raise if the worker exited."""
@@ -254,6 +265,7 @@ def percentile(values: list[float], q: int) -> float:
 
 # --- raw Celery ------------------------------------------------------------------------------
 
+
 class RawCelery:
     """The raw Celery baseline: its app module, worker, and counters in Redis."""
 
@@ -263,14 +275,36 @@ class RawCelery:
         os.environ["BENCH_BROKER_URL"] = broker_url
         sys.path.insert(0, str(tmp))
         import bench_raw
+
         self.task = bench_raw.noop
         self.redis, self.tmp, self.concurrency = client, tmp, concurrency
 
     def worker(self) -> Worker:
-        return Worker("raw-celery", ["-m", "celery", "-A", "bench_raw", "worker", "-P", "prefork",
-                                     "-c", str(self.concurrency), "-Q", RAW_QUEUE, "-n", f"raw-{os.getpid()}@%h",
-                                     "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
-                                     "--without-heartbeat"], self.env, self.tmp)
+        return Worker(
+            "raw-celery",
+            [
+                "-m",
+                "celery",
+                "-A",
+                "bench_raw",
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                str(self.concurrency),
+                "-Q",
+                RAW_QUEUE,
+                "-n",
+                f"raw-{os.getpid()}@%h",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            self.env,
+            self.tmp,
+        )
 
     def done(self) -> int:
         return int(self.redis.get(RAW_DONE) or 0)
@@ -304,11 +338,13 @@ class RawCelery:
 
 # --- Conveyor --------------------------------------------------------------------------------
 
+
 class Conveyor:
     """Conveyor with the `noop` type: the Flask app in this process, workers as subprocesses."""
 
     def __init__(self, database_url: str, broker_url: str, tmp: pathlib.Path, concurrency: int):
         from app import create_app
+
         settings = {"DATABASE_URL": database_url, "BROKER_URL": broker_url, "CONVEYOR_VAR_DIR": str(tmp / "var")}
         self.env = {**os.environ, **settings, "PYTHONPATH": str(REPO)}
         self.app = create_app(settings)
@@ -318,21 +354,38 @@ class Conveyor:
         from flask_migrate import upgrade
 
         from app.services import accounts
+
         upgrade()
         self.account_id = accounts.local().id
 
     def close(self) -> None:
         from app.extensions import db
+
         db.session.remove()
         db.engine.dispose()
         self.context.pop()
 
     def worker(self) -> Worker:
-        return Worker("conveyor", ["-m", "app.cli", "worker", "--pool", "cpu", "--concurrency", str(self.concurrency),
-                                   "--loglevel", "WARNING"], self.env, self.tmp)
+        return Worker(
+            "conveyor",
+            [
+                "-m",
+                "app.cli",
+                "worker",
+                "--pool",
+                "cpu",
+                "--concurrency",
+                str(self.concurrency),
+                "--loglevel",
+                "WARNING",
+            ],
+            self.env,
+            self.tmp,
+        )
 
     def execute(self, statement: str, **params):
         from app.extensions import db
+
         result = db.session.execute(sa.text(statement), params)
         db.session.commit()
         return result
@@ -346,6 +399,7 @@ class Conveyor:
     def submit(self, n: int) -> float:
         """Submit n noop tasks through the service; return the seconds it took."""
         from app.services import tasks
+
         start = time.perf_counter()
         for _ in range(n):
             tasks.submit("noop", {}, account_id=self.account_id)
@@ -354,10 +408,13 @@ class Conveyor:
     def start_latencies(self, samples: int, worker: Worker) -> list[float]:
         """Submit one task at a time to idle workers; return each `started_at - created_at` (s)."""
         from app.services import tasks
+
         delays = []
         for _ in range(samples):
             task, _created = tasks.submit("noop", {}, account_id=self.account_id)
-            wait_until(lambda task_id=task.id: self.status(task_id) == "succeeded", "a Conveyor task to finish", 30, worker)
+            wait_until(
+                lambda task_id=task.id: self.status(task_id) == "succeeded", "a Conveyor task to finish", 30, worker
+            )
             row = self.execute("SELECT created_at, started_at FROM tasks WHERE id = :id", id=task.id).one()
             delays.append((row.started_at - row.created_at).total_seconds())
         return delays
@@ -370,13 +427,18 @@ class Conveyor:
     def insert_tasks(self, n: int, status: str) -> None:
         """Insert n noop rows with `status` in one INSERT ... SELECT generate_series."""
         finished = "now()" if status == "succeeded" else "NULL"
-        self.execute(f"""
+        self.execute(
+            f"""
             INSERT INTO tasks (id, type, pool, status, priority, params, result, attempt, max_attempts, run_at,
                                progress, account_id, created_at, updated_at, started_at, finished_at)
             SELECT gen_random_uuid(), 'noop', 'cpu', :status, 2, '{{}}'::jsonb, NULL, 0, 1,
                    now() - interval '1 day' + i * interval '1 microsecond', 0, :account,
                    now() - interval '1 day' + i * interval '1 microsecond', now(), NULL, {finished}
-            FROM generate_series(1, :n) AS i""", status=status, account=self.account_id, n=n)
+            FROM generate_series(1, :n) AS i""",
+            status=status,
+            account=self.account_id,
+            n=n,
+        )
 
     def settle(self) -> None:
         """After a bulk insert: fresh planner statistics (as autovacuum would give) and a
@@ -387,6 +449,7 @@ class Conveyor:
     def claim_latency(self) -> float:
         """Median seconds of `lifecycle.claim` + commit over CLAIM_SAMPLES claims of queued rows."""
         from app.queue import lifecycle
+
         sessions = self.app.extensions["conveyor"].sessions
         self.insert_tasks(CLAIM_WARMUP + CLAIM_SAMPLES, "queued")
         timings = []
@@ -398,12 +461,14 @@ class Conveyor:
                 timings.append(time.perf_counter() - start)
                 if row is None:
                     raise RuntimeError("claim found no queued task")
-        self.execute("UPDATE tasks SET status = 'succeeded', finished_at = now(), lease_until = NULL "
-                     "WHERE status = 'running'")
+        self.execute(
+            "UPDATE tasks SET status = 'succeeded', finished_at = now(), lease_until = NULL WHERE status = 'running'"
+        )
         return statistics.median(timings[CLAIM_WARMUP:])
 
 
 # --- the measurements ------------------------------------------------------------------------
+
 
 def throughput(system, n: int, samples: int, timeout: float) -> dict:
     """Enqueue, drain, latency and end-to-end figures of one system (Conveyor or raw Celery)."""
@@ -437,9 +502,13 @@ def claim_figures(conveyor: Conveyor, small: int, large: int) -> dict:
 
 def report(conveyor: dict, raw: dict, claims: dict, small: int, large: int) -> None:
     """Print every figure, every ratio, and each target with PASS/MISS."""
-    rows = [("enqueue rate (tasks/s)", "enqueue", 1), ("drain rate (tasks/s)", "drain", 1),
-            ("end-to-end rate (tasks/s)", "e2e", 1), ("enqueue-to-start p50 (ms)", "p50", 1000),
-            ("enqueue-to-start p99 (ms)", "p99", 1000)]
+    rows = [
+        ("enqueue rate (tasks/s)", "enqueue", 1),
+        ("drain rate (tasks/s)", "drain", 1),
+        ("end-to-end rate (tasks/s)", "e2e", 1),
+        ("enqueue-to-start p50 (ms)", "p50", 1000),
+        ("enqueue-to-start p99 (ms)", "p99", 1000),
+    ]
     print(f"\n{'figure':<30}{'Conveyor':>12}{'raw Celery':>12}{'Conveyor/raw':>14}")
     ratios = {}
     for label, key, scale in rows:
@@ -448,8 +517,10 @@ def report(conveyor: dict, raw: dict, claims: dict, small: int, large: int) -> N
     ratios["claim"] = claims["claim_large"] / claims["claim_small"]
     print(f"\nclaim latency, median of {CLAIM_SAMPLES} (lifecycle.claim + commit):")
     print(f"  with {small:>9,} succeeded tasks: {claims['claim_small'] * 1000:8.3f} ms")
-    print(f"  with {large:>9,} succeeded tasks: {claims['claim_large'] * 1000:8.3f} ms"
-          f"   (bulk insert took {claims['insert_seconds']:.1f} s)")
+    print(
+        f"  with {large:>9,} succeeded tasks: {claims['claim_large'] * 1000:8.3f} ms"
+        f"   (bulk insert took {claims['insert_seconds']:.1f} s)"
+    )
     print(f"  ratio {large:,} / {small:,}: {ratios['claim']:.2f}x")
     print("\ntargets:")
     for label, key, op, bound in TARGETS:
@@ -462,8 +533,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=None, help="N tasks per rate figure (default 4000; --quick 200)")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes per system (default 2)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 200 tasks, 30 latency samples, claim at 10k vs 100k finished")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 200 tasks, 30 latency samples, claim at 10k vs 100k finished"
+    )
     parser.add_argument("--redis-db", type=int, default=None, help="an empty Redis db (default: highest empty one)")
     args = parser.parse_args()
     args.tasks = args.tasks or (200 if args.quick else 4000)
@@ -477,8 +549,10 @@ def main() -> None:
     INTERRUPTS.install()
     print("machine:\n  " + "\n  ".join(machine()))
     redis_db = args.redis_db if args.redis_db is not None else free_redis_db()
-    print(f"run: {args.tasks} tasks per rate figure, {args.samples} latency samples, concurrency {args.concurrency}, "
-          f"prefork pool, Redis db {redis_db}")
+    print(
+        f"run: {args.tasks} tasks per rate figure, {args.samples} latency samples, concurrency {args.concurrency}, "
+        f"prefork pool, Redis db {redis_db}"
+    )
     broker_url = f"{REDIS_HOST}/{redis_db}"
     timeout = 120 + args.tasks / 10
     with contextlib.ExitStack() as stack:
