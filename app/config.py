@@ -126,7 +126,9 @@ def _derived(values: dict) -> dict:
     if url.startswith("sqlite:"):
         engine = {"connect_args": {"timeout": 30, "check_same_thread": False}}
     else:
-        engine = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+        # No pre-ping: it costs a round trip per checkout on the hot path. A dropped connection
+        # fails one statement, which workers retry (OperationalError) and requests report.
+        engine = {"pool_recycle": 1800, "pool_size": 5, "max_overflow": 10}
     return {
         "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine,

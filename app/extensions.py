@@ -5,5 +5,6 @@ from flask_sqlalchemy import SQLAlchemy
 
 from app import models
 
-db = SQLAlchemy(model_class=models.Base)
+# Rows stay readable after commit: a use case commits, then reads the task to publish its wake-up.
+db = SQLAlchemy(model_class=models.Base, session_options={"expire_on_commit": False})
 migrate = Migrate()

@@ -51,7 +51,8 @@ class Context:
     ):
         self.task_id = task_id
         self.attempt = attempt
-        self.workdir = pathlib.Path(workdir)
+        self._workdir = pathlib.Path(workdir)
+        self.workdir_made = False
         self.settings = settings or {}
         self.logger = logger or logging.getLogger(f"conveyor.task.{task_id}")
         self.reports: list[tuple[float, str | None, str | None]] = []
@@ -60,6 +61,14 @@ class Context:
         self._cancel = threading.Event()
         self._processes: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
+
+    @property
+    def workdir(self) -> pathlib.Path:
+        """A directory of this attempt's own, made on first use and removed after the run."""
+        if not self.workdir_made:
+            self._workdir.mkdir(parents=True, exist_ok=True)
+            self.workdir_made = True
+        return self._workdir
 
     def progress(self, percent: float, stage: str | None = None, message: str | None = None) -> None:
         """Report progress (0-100) and an optional stage; raise `Cancelled` if cancelled."""

@@ -83,16 +83,20 @@ def submit(
         created_at=at,
         updated_at=at,
     )
-    try:
-        with session.begin_nested():
-            session.add(task)
-            session.flush()
-    except sa.exc.IntegrityError:
-        # Another request with the same key committed first: return its task.
-        existing = _by_key(session, account_id, idempotency_key) if idempotency_key else None
-        if existing is None:
-            raise
-        return existing, False
+    if not idempotency_key:
+        session.add(task)
+        session.flush()
+    else:
+        try:
+            with session.begin_nested():
+                session.add(task)
+                session.flush()
+        except sa.exc.IntegrityError:
+            # Another request with the same key committed first: return its task.
+            existing = _by_key(session, account_id, idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
     add_event(
         session, task.id, 0, "status", {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}, at
     )
@@ -113,7 +117,12 @@ def claim(session: orm.Session, pool: str, lease_seconds: float, worker: str, se
     if serialize and session.get_bind().dialect.name == "postgresql":
         session.execute(sql.serialize_claims(pool))
     at = now()
-    row = session.execute(sql.claim(pool, at, at + datetime.timedelta(seconds=lease_seconds), worker)).first()
+    bound = {
+        "claim_now": at,
+        "claim_lease_until": at + datetime.timedelta(seconds=lease_seconds),
+        "claim_worker": worker,
+    }
+    row = session.execute(sql.claim(pool), bound).first()
     if row is not None:
         add_event(session, row.id, row.attempt, "status", {"status": Status.RUNNING, "worker": worker}, at)
     return row

@@ -59,6 +59,7 @@ class Runner:
         self.artifact_dir = var / "artifacts"
         self._limited: frozenset[str] = frozenset()
         self._limits_read = float("-inf")
+        self._watching: Watcher | None = None
 
     def run_next(self, pool: str) -> str | None:
         """Claim and run the best eligible task of `pool`; return its outcome, None if idle."""
@@ -79,19 +80,25 @@ class Runner:
         """Run the claimed task `row` (its attempt already counted) to an outcome."""
         policy = self.registry.policy(row.type)
         workdir = self.work_dir / str(row.id) / str(row.attempt)
-        workdir.mkdir(parents=True, exist_ok=True)
         ctx = context_module.DurableContext(
             self.session_factory, row.id, row.attempt, workdir, self.artifact_dir, self.settings
         )
-        watcher = Watcher(self, row, ctx, policy)
-        watcher.start()
+        watch = self._watcher().watch(row, ctx, policy)
         try:
             outcome = self._execute(row, ctx, policy)
-            return watcher.settle(lambda: self._record(row, ctx, policy, outcome))
+            return watch.settle(lambda: self._record(row, ctx, policy, outcome)) or "stale"
         finally:
-            watcher.stop()
+            self._watcher().release(watch)
             ctx.close()
-            shutil.rmtree(workdir, ignore_errors=True)
+            if ctx.workdir_made:
+                shutil.rmtree(workdir.parent, ignore_errors=True)
+
+    def _watcher(self) -> "Watcher":
+        # Started on first use, in the process that runs tasks (after the pool's fork).
+        if self._watching is None:
+            self._watching = Watcher(self)
+            self._watching.start()
+        return self._watching
 
     def _execute(self, row, ctx: context_module.DurableContext, policy: Policy) -> tuple:
         processor = self.registry.create(row.type)
@@ -198,67 +205,92 @@ class Runner:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-class Watcher(threading.Thread):
-    """Renews one attempt's lease, relays cancel, and hard-stops it past its limits."""
+class Watch:
+    """One attempt under watch: its clock, the cancel it saw, and who settles its outcome."""
 
-    def __init__(self, runner: Runner, row, ctx, policy: Policy):
-        super().__init__(name=f"watch-{row.id}", daemon=True)
-        self.runner, self.row, self.ctx, self.policy = runner, row, ctx, policy
-        self.interval = runner.settings["CONVEYOR_HEARTBEAT_SECONDS"]
-        self.grace = runner.settings["CONVEYOR_CANCEL_GRACE_SECONDS"]
-        self._stopped = threading.Event()
+    def __init__(self, row, ctx, policy: Policy):
+        self.row, self.ctx, self.policy = row, ctx, policy
+        self.started = time.monotonic()
+        self.cancel_seen: float | None = None
         self._settled = threading.Lock()
         self._done = False
 
-    def settle(self, write: Callable[[], str]) -> str:
-        """Write the outcome once: either the run's own, or the watcher's hard stop."""
+    def settle(self, write: Callable[[], str]) -> str | None:
+        """Write the outcome once: the run's own or the watcher's hard stop, whichever is first."""
         with self._settled:
             if self._done:
-                return "stale"
+                return None
             self._done = True
             return write()
 
-    def stop(self) -> None:
-        """Stop watching and wait for the thread."""
-        self._stopped.set()
-        self.join()
+
+class Watcher(threading.Thread):
+    """The process's one watcher thread: renews the watched attempt's lease, relays its cancel,
+    and hard-stops it past its limits. Kept for the life of the process (a thread per task
+    would cost more than a `noop` task itself)."""
+
+    def __init__(self, runner: Runner):
+        super().__init__(name="conveyor-watcher", daemon=True)
+        self.runner = runner
+        self.interval = runner.settings["CONVEYOR_HEARTBEAT_SECONDS"]
+        self.grace = runner.settings["CONVEYOR_CANCEL_GRACE_SECONDS"]
+        self._changed = threading.Condition()
+        self._watch: Watch | None = None
+
+    def watch(self, row, ctx, policy: Policy) -> Watch:
+        """Start watching a claimed attempt."""
+        watch = Watch(row, ctx, policy)
+        with self._changed:
+            self._watch = watch
+            self._changed.notify()
+        return watch
+
+    def release(self, watch: Watch) -> None:
+        """Stop watching an attempt whose outcome is written."""
+        with self._changed:
+            if self._watch is watch:
+                self._watch = None
+            self._changed.notify()
 
     def run(self) -> None:
-        started = time.monotonic()
-        cancel_seen: float | None = None
-        while not self._stopped.wait(self.interval):
-            # Keep renewing the lease during the grace period: the attempt still runs.
-            if self._beat() and cancel_seen is None:
-                cancel_seen = time.monotonic()
-                self.ctx.cancel()
-            clock = time.monotonic()
-            if clock - started >= self.policy.hard_timeout:
-                self._hard_stop("timeout")
-            elif cancel_seen is not None and clock - cancel_seen >= self.grace:
-                self._hard_stop("cancel")
+        while True:
+            with self._changed:
+                while self._watch is None:
+                    self._changed.wait()
+                watch = self._watch
+                self._changed.wait(self.interval)  # a release ends the wait early
+                if self._watch is not watch:
+                    continue
+            self._check(watch)
 
-    def _beat(self) -> bool:
+    def _check(self, watch: Watch) -> None:
+        # Keep renewing the lease during the grace period: the attempt still runs.
+        if self._beat(watch) and watch.cancel_seen is None:
+            watch.cancel_seen = time.monotonic()
+            watch.ctx.cancel()
+        clock = time.monotonic()
+        if clock - watch.started >= watch.policy.hard_timeout:
+            self._hard_stop(watch, "timeout")
+        elif watch.cancel_seen is not None and clock - watch.cancel_seen >= self.grace:
+            self._hard_stop(watch, "cancel")
+
+    def _beat(self, watch: Watch) -> bool:
         """Renew the lease; return whether the attempt must stop (cancelled or stale)."""
+        row, lease = watch.row, self.runner.settings["CONVEYOR_LEASE_SECONDS"]
         try:
             with self.runner.session_factory() as session:
-                cancel_asked = lifecycle.heartbeat(
-                    session, self.row.id, self.row.attempt, self.runner.settings["CONVEYOR_LEASE_SECONDS"]
-                )
+                cancel_asked = lifecycle.heartbeat(session, row.id, row.attempt, lease)
                 session.commit()
             return cancel_asked
         except errors.StaleAttempt:
-            self.ctx.stale = True
+            watch.ctx.stale = True
             return True
         except Exception:  # a database hiccup: keep running, the lease allows a few misses
-            log.exception("heartbeat of task %s failed", self.row.id)
+            log.exception("heartbeat of task %s failed", row.id)
             return False
 
-    def _hard_stop(self, reason: str) -> None:
-        with self._settled:
-            if self._done:
-                return
-            self._done = True
-            self.runner.hard_stop(self.row, self.ctx, self.policy, reason)
+    def _hard_stop(self, watch: Watch, reason: str) -> None:
+        watch.settle(lambda: self.runner.hard_stop(watch.row, watch.ctx, watch.policy, reason))
 
 
 def _result_problem(result) -> str | None:

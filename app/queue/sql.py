@@ -7,6 +7,7 @@ the database's one writer lock. Writes by a running attempt are fenced: they mat
 """
 
 import datetime
+import functools
 import uuid
 import zlib
 
@@ -40,6 +41,7 @@ def _at_limit(t: sa.Table) -> sa.Exists:
         sa.select(sa.func.count())
         .select_from(running)
         .where(running.c.type == t.c.type, running.c.status == Status.RUNNING)
+        .correlate(t)  # count this row's type, two levels up, not every row of the table
         .scalar_subquery()
     )
     return sa.exists().where(
@@ -50,7 +52,7 @@ def _at_limit(t: sa.Table) -> sa.Exists:
     )
 
 
-def eligible(t: sa.Table, pool: str | None, now: datetime.datetime) -> list:
+def eligible(t: sa.Table, pool: str | None, now) -> list:
     """Conditions for a waiting task that may start now (optionally in one pool)."""
     where = [t.c.status == Status.QUEUED, t.c.run_at <= now, ~_paused(t), ~_at_limit(t)]
     if pool is not None:
@@ -58,9 +60,15 @@ def eligible(t: sa.Table, pool: str | None, now: datetime.datetime) -> list:
     return where
 
 
-def claim(pool: str, now: datetime.datetime, lease_until: datetime.datetime, worker: str) -> sa.Update:
+@functools.cache
+def claim(pool: str) -> sa.Update:
     """claim: take the best eligible task of a pool (priority, then run_at, then age), at most
-    one claimer per task; SKIP LOCKED lets concurrent claims pass each other."""
+    one claimer per task; SKIP LOCKED lets concurrent claims pass each other.
+
+    Built once per pool (it is on every worker's hot path); bind `claim_now`, `claim_lease_until`
+    and `claim_worker` when executing it.
+    """
+    now, lease_until, worker = (sa.bindparam(name) for name in ("claim_now", "claim_lease_until", "claim_worker"))
     t = tasks.alias("t")
     best = (
         sa.select(t.c.id)

@@ -58,3 +58,19 @@ def test_concurrency_limit_caps_running_tasks_of_a_type(backend, app, account, p
         assert started >= finished, "two tasks of a type limited to 1 ran at the same time"
     status = queue_service.status()
     assert status["limits"] == {"sleep": 1}
+
+
+def test_concurrency_limit_of_two_runs_two_at_once_never_three(backend, app, account, processes):
+    processes.worker("cpu", concurrency=3)
+    processes.sweeper()
+    queue_service.set_limit("sleep", 2)
+    task_ids = [task_service.submit("sleep", {"seconds": 1.0}, account_id=account.id)[0].id for _ in range(6)]
+    helpers.wait_all(task_ids, timeout=40)
+
+    spans = [(helpers.task(t).started_at, helpers.task(t).finished_at) for t in task_ids]
+    moments = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running, most = 0, 0
+    for _, change in moments:
+        running += change
+        most = max(most, running)
+    assert most == 2, f"at most {most} ran at once under a limit of 2"
