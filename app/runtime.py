@@ -39,6 +39,15 @@ class Runtime:
         """A session factory for work outside requests (workers, sweeper)."""
         return orm.sessionmaker(bind=self.engine, expire_on_commit=False)
 
+    @functools.cached_property
+    def autocommit_engine(self) -> sa.Engine | None:
+        """PostgreSQL connections whose every statement commits itself, for the single-statement
+        moves on a worker's hot path (claim, finish): no BEGIN or COMMIT round trips. Never for
+        statements that must hold together. None on SQLite."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        return sa.create_engine(self.engine.url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=1)
+
     def wake(self, pool: str, count: int = 1, countdown: float | None = None) -> None:
         """Publish wake-ups to a pool (after the commit that made them due)."""
         celery_glue.wake(self.celery, pool, count, countdown)
@@ -59,12 +68,20 @@ class Runtime:
 
     def make_runner(self) -> runner.Runner:
         """Return a runner for this worker process."""
-        return runner.Runner(self.sessions, self.registry, self.settings, self.wake_after_commit, tasks.worker_name())
+        return runner.Runner(
+            self.sessions,
+            self.registry,
+            self.settings,
+            self.wake_after_commit,
+            tasks.worker_name(),
+            autocommit_engine=self.autocommit_engine,
+        )
 
     def after_fork(self) -> None:
         """Drop pooled connections inherited from a parent process."""
-        if "engine" in self.__dict__:
-            self.engine.dispose(close=False)
+        for name in ("engine", "autocommit_engine"):
+            if self.__dict__.get(name) is not None:
+                self.__dict__[name].dispose(close=False)
 
 
 def current() -> Runtime:

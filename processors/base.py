@@ -17,6 +17,7 @@ never return a placeholder for work it could not do: raise instead.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pathlib
@@ -171,7 +172,7 @@ class Processor:
         if raw is None:
             raw = {}
         try:
-            return cls.Params().load(raw)
+            return _schema(cls.Params).load(raw)
         except marshmallow.ValidationError as exc:
             messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
             raise errors.InvalidParams(messages) from exc
@@ -179,7 +180,7 @@ class Processor:
     @classmethod
     def dump_params(cls, loaded: dict) -> dict:
         """Return loaded params in their JSON form, as stored on the task."""
-        return cls.Params().dump(loaded)
+        return _schema(cls.Params).dump(loaded)
 
     def run(self, params: dict, ctx: Context) -> dict:
         """Do the work for one task and return its result (a JSON-serialisable dict).
@@ -189,6 +190,12 @@ class Processor:
         Raises RetryableError or PermanentError on failure; never returns a placeholder.
         """
         raise NotImplementedError
+
+
+@functools.cache
+def _schema(params_class: type[marshmallow.Schema]) -> marshmallow.Schema:
+    # One instance per schema class: building a Schema costs more than using it.
+    return params_class()
 
 
 def monotonic() -> float:

@@ -20,6 +20,11 @@ def now() -> datetime.datetime:
     return models.utcnow()
 
 
+def _is_postgres(session: orm.Session | sa.Connection) -> bool:
+    dialect = session.dialect if isinstance(session, sa.Connection) else session.get_bind().dialect
+    return dialect.name == "postgresql"
+
+
 def add_event(
     session: orm.Session, task_id: uuid.UUID, attempt: int, kind: str, data: dict, at: datetime.datetime | None = None
 ) -> None:
@@ -82,7 +87,14 @@ def submit(
         idempotency_key=idempotency_key,
         created_at=at,
         updated_at=at,
+        attempt=0,
+        progress=0.0,
     )
+    event = {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}
+    if not idempotency_key and _is_postgres(session):  # the row and its event in one statement
+        values = {column.key: getattr(task, column.key) for column in sql.tasks.columns if column.key in sql.SUBMITTED}
+        session.execute(sql.insert_with_event(), {**values, "event_data": event, "event_at": at})
+        return task, True
     if not idempotency_key:
         session.add(task)
         session.flush()
@@ -97,9 +109,7 @@ def submit(
             if existing is None:
                 raise
             return existing, False
-    add_event(
-        session, task.id, 0, "status", {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}, at
-    )
+    add_event(session, task.id, 0, "status", event, at)
     return task, True
 
 
@@ -114,7 +124,8 @@ def claim(session: orm.Session, pool: str, lease_seconds: float, worker: str, se
     `serialize` makes concurrent claims in the pool take turns: needed for exact concurrency
     limits, skipped otherwise so claims pass each other (SQLite's one writer already serializes).
     """
-    if serialize and session.get_bind().dialect.name == "postgresql":
+    postgres = _is_postgres(session)
+    if serialize and postgres:
         session.execute(sql.serialize_claims(pool))
     at = now()
     bound = {
@@ -122,6 +133,9 @@ def claim(session: orm.Session, pool: str, lease_seconds: float, worker: str, se
         "claim_lease_until": at + datetime.timedelta(seconds=lease_seconds),
         "claim_worker": worker,
     }
+    if postgres:  # one statement, one round trip: the hot path of every worker
+        event = {"event_data": {"status": Status.RUNNING, "worker": worker}, "event_at": at}
+        return session.execute(sql.claim_with_event(pool), {**bound, **event}).first()
     row = session.execute(sql.claim(pool), bound).first()
     if row is not None:
         add_event(session, row.id, row.attempt, "status", {"status": Status.RUNNING, "worker": worker}, at)
@@ -154,6 +168,12 @@ def record_progress(
 def finish(session: orm.Session, task_id: uuid.UUID, attempt: int, result: dict) -> None:
     """Mark the live attempt succeeded with `result`. Raises StaleAttempt."""
     at = now()
+    if _is_postgres(session):  # the change and its event in one statement
+        bound = {"finish_id": task_id, "finish_attempt": attempt, "finish_result": result, "finish_at": at}
+        event = {"event_data": {"status": Status.SUCCEEDED}, "event_at": at}
+        if session.execute(sql.finish_with_event(), {**bound, **event}).first() is None:
+            raise errors.StaleAttempt()
+        return
     _end(
         session,
         task_id,

@@ -11,6 +11,7 @@ watcher thread that renews the lease, notices a cancel, and enforces the hard ti
   process (a Celery prefork child, which the pool replaces, as Celery's own `time_limit` does).
 """
 
+import contextlib
 import datetime
 import json
 import logging
@@ -23,6 +24,7 @@ import time
 import traceback
 from collections.abc import Callable
 
+import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.queue import context as context_module
@@ -48,8 +50,11 @@ class Runner:
         settings: dict,
         wake: Wake,
         worker: str,
+        autocommit_engine: sa.Engine | None = None,
     ):
         self.session_factory = session_factory
+        self.autocommit_engine = autocommit_engine
+        self._hot: sa.Connection | None = None
         self.registry = registry
         self.settings = settings
         self.wake = wake
@@ -63,15 +68,15 @@ class Runner:
 
     def run_next(self, pool: str) -> str | None:
         """Claim and run the best eligible task of `pool`; return its outcome, None if idle."""
-        with self.session_factory() as session:
-            row = lifecycle.claim(
-                session,
-                pool,
-                self.settings["CONVEYOR_LEASE_SECONDS"],
-                self.worker,
-                serialize=bool(self._limited_types()),
-            )
-            session.commit()
+        serialize = bool(self._limited_types())
+        lease = self.settings["CONVEYOR_LEASE_SECONDS"]
+        if self.autocommit_engine is not None and not serialize:
+            with self._hot_connection() as connection:
+                row = lifecycle.claim(connection, pool, lease, self.worker)
+        else:
+            with self.session_factory() as session:
+                row = lifecycle.claim(session, pool, lease, self.worker, serialize=serialize)
+                session.commit()
         if row is None:
             return None
         return self.run(row)
@@ -140,6 +145,10 @@ class Runner:
             kind, outcome = "cancelled", ("cancelled", f"cancelled; the run ended with {outcome[1]['type']}")
         retry_at = None
         try:
+            if kind == "succeeded" and self.autocommit_engine is not None:
+                with self._hot_connection() as connection:
+                    lifecycle.finish(connection, row.id, row.attempt, outcome[1])
+                return self._after_record(row, kind, None)
             with self.session_factory() as session:
                 if kind == "succeeded":
                     lifecycle.finish(session, row.id, row.attempt, outcome[1])
@@ -157,12 +166,29 @@ class Runner:
         except errors.StaleAttempt:
             log.warning("task %s attempt %s is stale; outcome %s dropped", row.id, row.attempt, kind)
             return "stale"
+        return self._after_record(row, kind, retry_at)
+
+    def _after_record(self, row, kind: str, retry_at: datetime.datetime | None) -> str:
+        """Publish the wake-ups an ended attempt calls for; return its outcome."""
         if retry_at is not None:
             self.wake(row.pool, 1, max(0.0, (retry_at - lifecycle.now()).total_seconds()))
         if row.type in self._limited_types():
             # Wake-ups that arrived while the type was full were spent; start the next one now.
             self.wake(row.pool, 1, None)
         return kind
+
+    @contextlib.contextmanager
+    def _hot_connection(self):
+        """This process's autocommit connection, kept open between tasks; dropped on error."""
+        if self._hot is None:
+            self._hot = self.autocommit_engine.connect()
+        try:
+            yield self._hot
+        except sa.exc.DBAPIError:
+            self._hot.invalidate()
+            self._hot.close()
+            self._hot = None
+            raise
 
     def _limited_types(self) -> frozenset[str]:
         clock = time.monotonic()

@@ -97,6 +97,91 @@ def claim(pool: str) -> sa.Update:
     )
 
 
+@functools.cache
+def claim_with_event(pool: str) -> sa.Select:
+    """claim_with_event: `claim` and its `running` event in one statement (PostgreSQL), so a
+    claim is one round trip; bind `event_data` and `event_at` too."""
+    return with_status_event(claim(pool))
+
+
+@functools.cache
+def finish_with_event() -> sa.Select:
+    """finish_with_event: the live attempt succeeds with its result, and its `succeeded` event
+    is written, in one statement (PostgreSQL). Bind `finish_id`, `finish_attempt`,
+    `finish_result`, `finish_at`, `event_data`, `event_at`."""
+    at = sa.bindparam("finish_at", type_=models.UTCDateTime())
+    change = (
+        sa.update(tasks)
+        .where(
+            tasks.c.id == sa.bindparam("finish_id", type_=sa.Uuid()),
+            tasks.c.attempt == sa.bindparam("finish_attempt"),
+            tasks.c.status == Status.RUNNING,
+        )
+        .values(
+            status=Status.SUCCEEDED,
+            result=sa.bindparam("finish_result", type_=models.JSONType),
+            error=None,
+            progress=100.0,
+            finished_at=at,
+            updated_at=at,
+            lease_until=None,
+        )
+        .returning(tasks.c.id, tasks.c.attempt)
+    )
+    return with_status_event(change)
+
+
+# The columns a submit sets; the others start NULL.
+SUBMITTED = (
+    "id",
+    "type",
+    "pool",
+    "status",
+    "priority",
+    "params",
+    "max_attempts",
+    "run_at",
+    "account_id",
+    "user_id",
+    "parent_id",
+    "idempotency_key",
+    "created_at",
+    "updated_at",
+    "attempt",
+    "progress",
+)
+
+
+@functools.cache
+def insert_with_event() -> sa.Select:
+    """insert_with_event: a new task and its `queued` event in one statement (PostgreSQL).
+    Bind the task's columns by name, `event_data` and `event_at`."""
+    row = {name: sa.bindparam(name, type_=tasks.c[name].type) for name in SUBMITTED}
+    return with_status_event(sa.insert(tasks).values(row).returning(tasks.c.id, tasks.c.attempt))
+
+
+def with_status_event(change: sa.Update | sa.Insert) -> sa.Select:
+    """with_status_event: apply a change that returns `id, attempt`, and append a status event
+    for the row it changed, in one statement (PostgreSQL); no row changed, no event. Bind
+    `event_data` (the event's JSON) and `event_at`."""
+    changed = change.cte("changed")
+    event = (
+        sa.insert(events)
+        .from_select(
+            ["task_id", "attempt", "kind", "data", "created_at"],
+            sa.select(
+                changed.c.id,
+                changed.c.attempt,
+                sa.literal("status"),
+                sa.bindparam("event_data", type_=models.JSONType),
+                sa.bindparam("event_at", type_=models.UTCDateTime()),
+            ),
+        )
+        .cte("event")
+    )
+    return sa.select(changed).add_cte(event)
+
+
 def serialize_claims(pool: str) -> sa.TextClause:
     """serialize_claims: claims in a pool take turns until their transaction ends (PostgreSQL),
     so two claims cannot both see a type under its concurrency limit and both start one."""
@@ -132,7 +217,7 @@ def end_attempt(task_id: uuid.UUID, attempt: int, **values) -> sa.Update:
         sa.update(tasks)
         .where(tasks.c.id == task_id, tasks.c.attempt == attempt, tasks.c.status == Status.RUNNING)
         .values(lease_until=None, **values)
-        .returning(tasks.c.id)
+        .returning(tasks.c.id, tasks.c.attempt)
     )
 
 
