@@ -31,6 +31,8 @@ import marshmallow
 from processors import errors
 from processors.policy import Policy
 
+_TASK_LOG = logging.getLogger("conveyor.task")
+
 
 class NoParams(marshmallow.Schema):
     """Params of a type that takes none."""
@@ -55,7 +57,8 @@ class Context:
         self._workdir = pathlib.Path(workdir)
         self.workdir_made = False
         self.settings = settings or {}
-        self.logger = logger or logging.getLogger(f"conveyor.task.{task_id}")
+        # One logger for every task (a logger per task would never be freed), tagged with its id.
+        self.logger = logger or logging.LoggerAdapter(_TASK_LOG, {"task_id": task_id})
         self.reports: list[tuple[float, str | None, str | None]] = []
         self.artifacts: list[dict] = []
         self.logs: list[str] = []
@@ -81,7 +84,7 @@ class Context:
     def log(self, message: str, **data: Any) -> None:
         """Add a line to the task's log."""
         self.logs.append(message)
-        self.logger.info(message, extra={"data": data})
+        self.logger.info("%s", message, extra={"data": data})
         self._record_log(message, data)
 
     def artifact(

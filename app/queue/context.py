@@ -32,14 +32,23 @@ class DurableContext(base.Context):
         super().__init__(str(task_id), attempt, workdir, settings)
         self.id = task_id
         self.stale = False
-        self._session = session_factory()
+        self._session_factory = session_factory
+        self._opened: orm.Session | None = None
         self._artifact_dir = artifact_dir
         self._last_write = 0.0
         self._last_stage: str | None = None
 
     def close(self) -> None:
         """Release the context's database session."""
-        self._session.close()
+        if self._opened is not None:
+            self._opened.close()
+
+    @property
+    def _session(self) -> orm.Session:
+        # Opened on the first write: a task that reports nothing costs no session.
+        if self._opened is None:
+            self._opened = self._session_factory()
+        return self._opened
 
     def _write(self, operation, *args) -> bool:
         try:
