@@ -13,7 +13,9 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 
 # PostgreSQL and Redis on 127.0.0.1, as the tests expect; start them if they are only stopped.
-if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+# (Not needed for `--backend embedded`, which runs on SQLite and the filesystem broker.)
+case " $* " in *" --backend embedded "*|*" --backend=embedded "*) embedded_only=1 ;; *) embedded_only=0 ;; esac
+if [ "$embedded_only" = 0 ] && ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null; then
     version=$(ls /etc/postgresql | sort -n | tail -n 1)
     pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
@@ -21,7 +23,7 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
   pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not reachable at 127.0.0.1:5432" >&2; exit 1; }
 fi
-if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+if [ "$embedded_only" = 0 ] && ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
   for _ in $(seq 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
   redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "Redis is not reachable at 127.0.0.1:6379" >&2; exit 1; }
