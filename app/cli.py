@@ -4,6 +4,7 @@ processors. `db upgrade` comes from Flask-Migrate.
 """
 
 import json
+import logging
 import os
 import pathlib
 import signal
@@ -95,6 +96,7 @@ def worker(pool: str, concurrency: int | None, loglevel: str, quiet: bool) -> No
 def sweeper_command() -> None:
     """Run the sweeper: rescue expired leases and re-wake due tasks (one active at a time)."""
     conveyor = runtime.current()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
