@@ -46,7 +46,8 @@ class Runtime:
         statements that must hold together. None on SQLite."""
         if self.engine.dialect.name != "postgresql":
             return None
-        return sa.create_engine(self.engine.url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=1)
+        options = {k: v for k, v in self.settings["SQLALCHEMY_ENGINE_OPTIONS"].items() if k.startswith(("pool", "max"))}
+        return sa.create_engine(self.engine.url, isolation_level="AUTOCOMMIT", **options)
 
     def wake(self, pool: str, count: int = 1, countdown: float | None = None) -> None:
         """Publish wake-ups to a pool (after the commit that made them due)."""

@@ -29,20 +29,24 @@ def submit(
     conveyor = runtime.current()
     if parent_id is not None:
         get(parent_id, account_id)
+    fields = {
+        "type": type,
+        "params": params,
+        "account_id": account_id,
+        "user_id": user_id,
+        "priority": priority,
+        "run_at": run_at,
+        "parent_id": parent_id,
+        "idempotency_key": idempotency_key,
+    }
     try:
-        task, created = lifecycle.submit(
-            db.session,
-            conveyor.registry,
-            type=type,
-            params=params,
-            account_id=account_id,
-            user_id=user_id,
-            priority=priority,
-            run_at=run_at,
-            parent_id=parent_id,
-            idempotency_key=idempotency_key,
-        )
-        db.session.commit()
+        if conveyor.autocommit_engine is not None and not idempotency_key:
+            # Without a key a submit is one statement (PostgreSQL): autocommit, one round trip.
+            with conveyor.autocommit_engine.connect() as connection:
+                task, created = lifecycle.submit(connection, conveyor.registry, **fields)
+        else:
+            task, created = lifecycle.submit(db.session, conveyor.registry, **fields)
+            db.session.commit()
     except queue_errors.UnknownTaskType as exc:
         db.session.rollback()
         raise errors.Invalid(str(exc), {"type": [f"must be one of: {', '.join(conveyor.registry.types())}"]}) from exc
