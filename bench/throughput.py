@@ -441,10 +441,14 @@ class Conveyor:
         )
 
     def settle(self) -> None:
-        """After a bulk insert: fresh planner statistics (as autovacuum would give) and a
-        checkpoint, so the insert's write-back does not land in the claim timings."""
-        self.execute("ANALYZE tasks")
-        self.execute("CHECKPOINT")
+        """After a bulk insert: vacuum and fresh statistics (the steady state autovacuum keeps a
+        table of finished tasks in; otherwise autovacuum starts on the new rows in the middle of
+        the timings), then a checkpoint, so the insert's write-back does not land in them."""
+        from app.extensions import db
+
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(sa.text("VACUUM (ANALYZE) tasks"))
+            connection.execute(sa.text("CHECKPOINT"))
 
     def claim_latency(self) -> float:
         """Median seconds of `lifecycle.claim` + commit over CLAIM_SAMPLES claims of queued rows."""
