@@ -426,7 +426,7 @@ def list_processors() -> None:
         click.echo(
             f"{name:<18} pool={policy.pool:<4} attempts={policy.max_attempts} "
             f"timeout={policy.soft_timeout:g}/{policy.hard_timeout:g}s priority={policy.priority} "
-            f"backoff={policy.backoff_base:g}..{policy.backoff_cap:g}s  {state}"
+            f"backoff={policy.backoff_base:g}..{policy.backoff_cap:g}s  {state}  ({conveyor.registry.origin(name)})"
         )
 
 

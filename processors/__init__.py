@@ -3,7 +3,7 @@ registry in `registry`, outside services behind `providers/`. Imports no Flask, 
 Celery: a processor sees the world only through its context.
 """
 
-# The built-in task types, in the order `processors list` shows them.
+# The built-in task types; installed plugins add theirs through the `conveyor.processors` entry points.
 BUILTIN = [
     "processors.noop:NoopProcessor",
     "processors.sleep:SleepProcessor",

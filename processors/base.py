@@ -23,7 +23,6 @@ import os
 import pathlib
 import subprocess
 import threading
-import time
 from typing import Any, ClassVar
 
 import marshmallow
@@ -199,8 +198,3 @@ class Processor:
 def _schema(params_class: type[marshmallow.Schema]) -> marshmallow.Schema:
     # One instance per schema class: building a Schema costs more than using it.
     return params_class()
-
-
-def monotonic() -> float:
-    """Return a monotonic clock reading in seconds (one place for processors to use)."""
-    return time.monotonic()
