@@ -135,7 +135,8 @@ def test_processors_list_shows_the_installed_type(plugin):
     assert listed.returncode == 0, listed.stderr
     line = next((line for line in listed.stdout.splitlines() if line.startswith("word_count ")), None)
     assert line is not None, listed.stdout
-    assert "attempts=5" in line and line.endswith("available")
+    assert "attempts=5" in line and "  available  " in line
+    assert line.endswith("(conveyor_word_count.processor:WordCountProcessor)"), "the entry point names its origin"
 
 
 def test_generated_tests_pass(plugin):
