@@ -123,9 +123,7 @@ class Task(Base):
     idempotency_key: orm.Mapped[str | None] = orm.mapped_column(sa.String(200))
     account_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
     user_id: orm.Mapped[uuid.UUID | None] = orm.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
-    parent_id: orm.Mapped[uuid.UUID | None] = orm.mapped_column(
-        sa.ForeignKey("tasks.id", ondelete="SET NULL"), index=True
-    )
+    parent_id: orm.Mapped[uuid.UUID | None] = orm.mapped_column(sa.ForeignKey("tasks.id", ondelete="SET NULL"))
     created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
     updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
     started_at: orm.Mapped[datetime.datetime | None]
@@ -134,7 +132,22 @@ class Task(Base):
     __table_args__ = (
         sa.CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="status"),
         sa.CheckConstraint("priority BETWEEN 0 AND 3", name="priority"),
-        sa.UniqueConstraint("account_id", "idempotency_key", name="uq_tasks_account_idempotency_key"),
+        # Partial indexes: every new row version of a task enters every index it is in, so rows
+        # with no key or no parent stay out of these two.
+        sa.Index(
+            "uq_tasks_account_idempotency_key",
+            "account_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+            sqlite_where=sa.text("idempotency_key IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_tasks_parent_id",
+            "parent_id",
+            postgresql_where=sa.text("parent_id IS NOT NULL"),
+            sqlite_where=sa.text("parent_id IS NOT NULL"),
+        ),
         # The claim reads only this index: its size follows the waiting tasks, not the history.
         sa.Index(
             "ix_tasks_claim",
@@ -154,7 +167,6 @@ class Task(Base):
             sqlite_where=sa.text("status = 'running'"),
         ),
         sa.Index("ix_tasks_account_created", "account_id", "created_at"),
-        sa.Index("ix_tasks_status_finished", "status", "finished_at"),
     )
 
 
