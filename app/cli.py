@@ -155,7 +155,7 @@ def _watch_children(children: list[subprocess.Popen], stopping: threading.Event)
 
 def _stop_children(children: list[subprocess.Popen], timeout: float = 20) -> None:
     for child in children:
-        _signal_group(child, signal.SIGTERM)
+        child.terminate()  # the worker's main process: a warm shutdown lets running tasks end
     deadline = time.monotonic() + timeout
     for child in children:
         try:
