@@ -2,6 +2,7 @@
 and retry. Each move writes its event in the same transaction. Callers commit.
 """
 
+import contextlib
 import datetime
 import uuid
 
@@ -91,24 +92,20 @@ def submit(
         progress=0.0,
     )
     event = {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}
+    values = {name: getattr(task, name) for name in sql.SUBMITTED}
     if not idempotency_key and _is_postgres(session):  # the row and its event in one statement
-        values = {column.key: getattr(task, column.key) for column in sql.tasks.columns if column.key in sql.SUBMITTED}
         session.execute(sql.insert_with_event(), {**values, "event_data": event, "event_at": at})
         return task, True
-    if not idempotency_key:
-        session.add(task)
-        session.flush()
-    else:
-        try:
-            with session.begin_nested():
-                session.add(task)
-                session.flush()
-        except sa.exc.IntegrityError:
-            # Another request with the same key committed first: return its task.
-            existing = _by_key(session, account_id, idempotency_key)
-            if existing is None:
-                raise
-            return existing, False
+    try:
+        # A savepoint only when a key could collide: the conflict must not undo the caller's work.
+        with session.begin_nested() if idempotency_key else contextlib.nullcontext():
+            session.execute(sql.insert_task(), values)
+    except sa.exc.IntegrityError:
+        # Another request with the same key committed first: return its task.
+        existing = _by_key(session, account_id, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing, False
     add_event(session, task.id, 0, "status", event, at)
     return task, True
 
@@ -168,25 +165,16 @@ def record_progress(
 def finish(session: orm.Session, task_id: uuid.UUID, attempt: int, result: dict) -> None:
     """Mark the live attempt succeeded with `result`. Raises StaleAttempt."""
     at = now()
+    bound = {"finish_id": task_id, "finish_attempt": attempt, "finish_result": result, "finish_at": at}
+    event = {"status": Status.SUCCEEDED}
     if _is_postgres(session):  # the change and its event in one statement
-        bound = {"finish_id": task_id, "finish_attempt": attempt, "finish_result": result, "finish_at": at}
-        event = {"event_data": {"status": Status.SUCCEEDED}, "event_at": at}
-        if session.execute(sql.finish_with_event(), {**bound, **event}).first() is None:
-            raise errors.StaleAttempt()
-        return
-    _end(
-        session,
-        task_id,
-        attempt,
-        at,
-        status=Status.SUCCEEDED,
-        result=result,
-        error=None,
-        progress=100.0,
-        finished_at=at,
-        updated_at=at,
-    )
-    add_event(session, task_id, attempt, "status", {"status": Status.SUCCEEDED}, at)
+        changed = session.execute(sql.finish_with_event(), {**bound, "event_data": event, "event_at": at}).first()
+    else:
+        changed = session.execute(sql.finish(), bound).first()
+        if changed is not None:
+            add_event(session, task_id, attempt, "status", event, at)
+    if changed is None:
+        raise errors.StaleAttempt()
 
 
 def fail(
@@ -221,7 +209,7 @@ def fail(
             at,
         )
         return run_at
-    _end(session, task_id, attempt, at, status=Status.FAILED, error=error, finished_at=at, updated_at=at)
+    _end(session, task_id, attempt, status=Status.FAILED, error=error, finished_at=at, updated_at=at)
     add_event(session, task_id, attempt, "status", {"status": Status.FAILED, "error": error}, at)
     return None
 
@@ -229,11 +217,11 @@ def fail(
 def end_cancelled(session: orm.Session, task_id: uuid.UUID, attempt: int, reason: str) -> None:
     """Mark the live attempt's task cancelled. Raises StaleAttempt."""
     at = now()
-    _end(session, task_id, attempt, at, status=Status.CANCELLED, finished_at=at, updated_at=at)
+    _end(session, task_id, attempt, status=Status.CANCELLED, finished_at=at, updated_at=at)
     add_event(session, task_id, attempt, "status", {"status": Status.CANCELLED, "reason": reason}, at)
 
 
-def _end(session: orm.Session, task_id: uuid.UUID, attempt: int, at: datetime.datetime, **values) -> None:
+def _end(session: orm.Session, task_id: uuid.UUID, attempt: int, **values) -> None:
     if session.execute(sql.end_attempt(task_id, attempt, **values)).first() is None:
         raise errors.StaleAttempt()
 

@@ -109,12 +109,11 @@ def claim_with_event(pool: str) -> sa.Select:
 
 
 @functools.cache
-def finish_with_event() -> sa.Select:
-    """finish_with_event: the live attempt succeeds with its result, and its `succeeded` event
-    is written, in one statement (PostgreSQL). Bind `finish_id`, `finish_attempt`,
-    `finish_result`, `finish_at`, `event_data`, `event_at`."""
+def finish() -> sa.Update:
+    """finish: the live attempt succeeds with its result; no row if it is stale. Bind
+    `finish_id`, `finish_attempt`, `finish_result` and `finish_at`."""
     at = sa.bindparam("finish_at", type_=models.UTCDateTime())
-    change = (
+    return (
         sa.update(tasks)
         .where(
             tasks.c.id == sa.bindparam("finish_id", type_=sa.Uuid()),
@@ -132,7 +131,13 @@ def finish_with_event() -> sa.Select:
         )
         .returning(tasks.c.id, tasks.c.attempt)
     )
-    return with_status_event(change)
+
+
+@functools.cache
+def finish_with_event() -> sa.Select:
+    """finish_with_event: `finish` and its `succeeded` event in one statement (PostgreSQL);
+    bind `event_data` and `event_at` too."""
+    return with_status_event(finish())
 
 
 # The columns a submit sets; the others start NULL.
@@ -157,11 +162,18 @@ SUBMITTED = (
 
 
 @functools.cache
-def insert_with_event() -> sa.Select:
-    """insert_with_event: a new task and its `queued` event in one statement (PostgreSQL).
-    Bind the task's columns by name, `event_data` and `event_at`."""
+def insert_task() -> sa.Insert:
+    """insert_task: add a new task; the idempotency index refuses a repeated key per account.
+    Bind the task's columns by name."""
     row = {name: sa.bindparam(name, type_=tasks.c[name].type) for name in SUBMITTED}
-    return with_status_event(sa.insert(tasks).values(row).returning(tasks.c.id, tasks.c.attempt))
+    return sa.insert(tasks).values(row).returning(tasks.c.id, tasks.c.attempt)
+
+
+@functools.cache
+def insert_with_event() -> sa.Select:
+    """insert_with_event: `insert_task` and its `queued` event in one statement (PostgreSQL);
+    bind `event_data` and `event_at` too."""
+    return with_status_event(insert_task())
 
 
 def with_status_event(change: sa.Update | sa.Insert) -> sa.Select:
