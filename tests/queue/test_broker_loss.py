@@ -6,6 +6,7 @@ import signal
 import pytest
 import redis
 
+import app as app_package
 from app.services import tasks as task_service
 from tests.conftest import wait_for
 from tests.queue import helpers
@@ -45,3 +46,14 @@ def _drop_messages(settings: dict) -> None:
         return
     for message in pathlib.Path(settings["CONVEYOR_VAR_DIR"], "broker").glob("*.msg"):
         message.unlink()
+
+
+def test_submit_while_the_broker_is_down_is_stored_and_runs_later(backend, settings, app, account, processes):
+    down = app_package.create_app({**settings, "BROKER_URL": "redis://127.0.0.1:1/0"})
+    with down.app_context():
+        task, created = task_service.submit("noop", {"echo": "kept"}, account_id=account.id)
+    assert created, "a stored task is reported as stored even if its wake-up could not be sent"
+
+    processes.worker("cpu", concurrency=1)
+    processes.sweeper()
+    assert helpers.wait_status(task.id, "succeeded", timeout=30).result == {"echo": "kept"}
