@@ -108,6 +108,7 @@ def sweeper_command() -> None:
         conveyor.registry,
         conveyor.wake,
         conveyor.backlog,
+        conveyor.settings["CONVEYOR_WAKE_AHEAD"],
         conveyor.settings["CONVEYOR_SWEEP_SECONDS"],
         should_stop=stopping.is_set,
     )

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.queue import celery as celery_glue
-from app.queue import runner, tasks
+from app.queue import prepared, runner, tasks
 from processors import registry as registry_module
 
 log = logging.getLogger("conveyor.runtime")
@@ -47,7 +47,8 @@ class Runtime:
         if self.engine.dialect.name != "postgresql":
             return None
         options = {k: v for k, v in self.settings["SQLALCHEMY_ENGINE_OPTIONS"].items() if k.startswith(("pool", "max"))}
-        return sa.create_engine(self.engine.url, isolation_level="AUTOCOMMIT", **options)
+        execution = {prepared.OPTION: bool(self.settings["CONVEYOR_PREPARED_STATEMENTS"])}
+        return sa.create_engine(self.engine.url, isolation_level="AUTOCOMMIT", execution_options=execution, **options)
 
     def wake(self, pool: str, count: int = 1, countdown: float | None = None) -> None:
         """Publish wake-ups to a pool (after the commit that made them due)."""
@@ -58,6 +59,21 @@ class Runtime:
         raised: the task is stored, and the sweeper wakes it once the broker is back."""
         try:
             self.wake(pool, count, countdown)
+        except Exception:
+            log.warning("could not publish a wake-up to pool %s; the sweeper will", pool, exc_info=True)
+            return False
+        return True
+
+    def nudge_after_commit(self, pool: str) -> bool:
+        """Make sure a worker looks at `pool` soon, for tasks already committed: publish a
+        wake-up unless `CONVEYOR_WAKE_AHEAD` of them already wait on the broker. A worker that
+        takes a wake-up runs tasks until the pool is empty (`Runner.drain`), so the waiting
+        ones cover this task too. A broker failure is logged, not raised, as in
+        `wake_after_commit`."""
+        try:
+            if self.backlog(pool) >= self.settings["CONVEYOR_WAKE_AHEAD"]:
+                return True
+            self.wake(pool)
         except Exception:
             log.warning("could not publish a wake-up to pool %s; the sweeper will", pool, exc_info=True)
             return False

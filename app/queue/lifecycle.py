@@ -11,7 +11,7 @@ from sqlalchemy import orm
 
 from app import models
 from app.models import Priority, Status
-from app.queue import errors, sql
+from app.queue import errors, prepared, sql
 from processors import errors as processor_errors
 from processors import registry as registry_module
 
@@ -94,7 +94,9 @@ def submit(
     event = {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}
     values = {name: getattr(task, name) for name in sql.SUBMITTED}
     if not idempotency_key and _is_postgres(session):  # the row and its event in one statement
-        session.execute(sql.insert_with_event(), {**values, "event_data": event, "event_at": at})
+        prepared.execute(
+            session, "conveyor_submit", sql.insert_with_event(), {**values, "event_data": event, "event_at": at}
+        )
         return task, True
     try:
         # A savepoint only when a key could collide: the conflict must not undo the caller's work.
@@ -132,7 +134,8 @@ def claim(session: orm.Session, pool: str, lease_seconds: float, worker: str, se
     }
     if postgres:  # one statement, one round trip: the hot path of every worker
         event = {"event_data": {"status": Status.RUNNING, "worker": worker}, "event_at": at}
-        return session.execute(sql.claim_with_event(pool), {**bound, **event}).first()
+        statement = sql.claim_with_event(pool)
+        return prepared.execute(session, f"conveyor_claim_{pool}", statement, {**bound, **event}).first()
     row = session.execute(sql.claim(pool), bound).first()
     if row is not None:
         add_event(session, row.id, row.attempt, "status", {"status": Status.RUNNING, "worker": worker}, at)
@@ -168,7 +171,8 @@ def finish(session: orm.Session, task_id: uuid.UUID, attempt: int, result: dict)
     bound = {"finish_id": task_id, "finish_attempt": attempt, "finish_result": result, "finish_at": at}
     event = {"status": Status.SUCCEEDED}
     if _is_postgres(session):  # the change and its event in one statement
-        changed = session.execute(sql.finish_with_event(), {**bound, "event_data": event, "event_at": at}).first()
+        params = {**bound, "event_data": event, "event_at": at}
+        changed = prepared.execute(session, "conveyor_finish", sql.finish_with_event(), params).first()
     else:
         changed = session.execute(sql.finish(), bound).first()
         if changed is not None:

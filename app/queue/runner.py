@@ -1,5 +1,6 @@
-"""The runner: claims one task of a pool and runs its processor in this process, under a
-watcher thread that renews the lease, notices a cancel, and enforces the hard timeout.
+"""The runner: claims tasks of a pool one at a time and runs each one's processor in this
+process, under a watcher thread that renews the lease, notices a cancel, and enforces the hard
+timeout. One wake-up drains the pool (`drain`), so a burst of submits needs few messages.
 
 - Soft timeout: a SIGALRM timer raises `SoftTimeout` inside the processor (main thread), which
   may clean up; the attempt then fails as retryable.
@@ -11,6 +12,7 @@ watcher thread that renews the lease, notices a cancel, and enforces the hard ti
   process (a Celery prefork child, which the pool replaces, as Celery's own `time_limit` does).
 """
 
+import collections
 import contextlib
 import datetime
 import json
@@ -65,6 +67,20 @@ class Runner:
         self._limited: frozenset[str] = frozenset()
         self._limits_read = float("-inf")
         self._watching: Watcher | None = None
+
+    def drain(self, pool: str) -> str:
+        """Run tasks of `pool` one after another, each claimed by priority, until none is
+        eligible or `CONVEYOR_DRAIN_SECONDS` have passed; in that case publish a wake-up for
+        what may be left, so this process does not hold the pool's work (and a warm shutdown)
+        for longer. Return the outcomes, counted."""
+        deadline = time.monotonic() + self.settings["CONVEYOR_DRAIN_SECONDS"]
+        outcomes: collections.Counter[str] = collections.Counter()
+        while (outcome := self.run_next(pool)) is not None:
+            outcomes[outcome] += 1
+            if time.monotonic() >= deadline:
+                self.wake(pool, 1, None)
+                break
+        return " ".join(f"{kind}={count}" for kind, count in sorted(outcomes.items())) or "idle"
 
     def run_next(self, pool: str) -> str | None:
         """Claim and run the best eligible task of `pool`; return its outcome, None if idle."""

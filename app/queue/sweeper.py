@@ -50,18 +50,19 @@ def _rescue(session: orm.Session, registry: registry_module.Registry, row, at) -
     return {**item, "action": "requeued", "reason": error["message"], "run_at": retry_at.isoformat()}
 
 
-def wake_due(session: orm.Session, wake: Callable, backlog: Callable[[str], int]) -> dict[str, int]:
-    """Publish wake-ups so each pool has one message per waiting task that may start now."""
+def wake_due(session: orm.Session, wake: Callable, backlog: Callable[[str], int], ahead: int) -> dict[str, int]:
+    """Publish wake-ups so each pool has one message per waiting task that may start now, up
+    to `ahead` messages (a worker that takes one runs tasks until the pool is empty)."""
     published = {}
     for pool, count in session.execute(sql.eligible_counts(lifecycle.now())).all():
-        missing = count - backlog(pool)
+        missing = min(count, ahead) - backlog(pool)
         if missing > 0:
             wake(pool, missing, None)
             published[pool] = missing
     return published
 
 
-def sweep_once(session_factory: orm.sessionmaker, registry, wake, backlog) -> dict:
+def sweep_once(session_factory: orm.sessionmaker, registry, wake, backlog, ahead: int) -> dict:
     """Run one sweep; return what it did."""
     with session_factory() as session:
         rescued = rescue_expired(session, registry)
@@ -69,7 +70,7 @@ def sweep_once(session_factory: orm.sessionmaker, registry, wake, backlog) -> di
     for item in rescued:
         log.warning("rescued task %s: %s (%s)", item["task_id"], item["action"], item["reason"])
     with session_factory() as session:
-        woken = wake_due(session, wake, backlog)
+        woken = wake_due(session, wake, backlog, ahead)
     return {"rescued": rescued, "woken": woken}
 
 
@@ -80,6 +81,7 @@ def loop(
     registry,
     wake,
     backlog,
+    ahead: int,
     interval: float,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> None:
@@ -91,7 +93,7 @@ def loop(
             if holder.acquire() and holder.check():
                 standby_logged = False
                 try:
-                    sweep_once(session_factory, registry, wake, backlog)
+                    sweep_once(session_factory, registry, wake, backlog, ahead)
                 except Exception:
                     log.exception("sweep failed; trying again in %ss", interval)
             elif not standby_logged:

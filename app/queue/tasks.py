@@ -1,6 +1,7 @@
 """The one Celery task, thin as a view: it takes a pool name, and the runner claims and runs
-the best eligible task there. A lost or duplicate message is harmless: the database decides
-what runs. Database outages become Celery retries of the wake-up.
+the best eligible tasks there until the pool is empty (or its time slice ends). A lost or
+duplicate message is harmless: the database decides what runs. Database outages become
+Celery retries of the wake-up.
 """
 
 import os
@@ -31,10 +32,10 @@ def register(app: celery.Celery, make_runner, after_fork) -> None:
         retry_backoff=True,
         max_retries=None,
     )
-    def wake(pool: str) -> str | None:
+    def wake(pool: str) -> str:
         if "runner" not in state:
             state["runner"] = make_runner()
-        return state["runner"].run_next(pool)
+        return state["runner"].drain(pool)
 
 
 def worker_name() -> str:

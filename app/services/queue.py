@@ -99,7 +99,7 @@ def cleanup(stuck_after: float | None = None) -> list[dict]:
 def _wake_due(conveyor) -> dict[str, int]:
     # The change is committed; if the broker is down the sweeper publishes these later.
     try:
-        return sweeper.wake_due(db.session, conveyor.wake, conveyor.backlog)
+        return sweeper.wake_due(db.session, conveyor.wake, conveyor.backlog, conveyor.settings["CONVEYOR_WAKE_AHEAD"])
     except Exception:
         log.warning("could not publish wake-ups; the sweeper will", exc_info=True)
         return {}

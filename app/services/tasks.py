@@ -58,7 +58,10 @@ def submit(
         raise errors.Invalid(str(exc), {"priority": [str(exc)]}) from exc
     if created:
         delay = (task.run_at - lifecycle.now()).total_seconds()
-        conveyor.wake_after_commit(task.pool, 1, delay if delay > 0 else None)
+        if delay > 0:
+            conveyor.wake_after_commit(task.pool, 1, delay)
+        else:
+            conveyor.nudge_after_commit(task.pool)
     return task, created
 
 
@@ -117,7 +120,7 @@ def retry(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> models.Task
         db.session.rollback()
         raise errors.Conflict(str(exc)) from exc
     db.session.refresh(task)
-    conveyor.wake_after_commit(task.pool)
+    conveyor.nudge_after_commit(task.pool)
     return task
 
 
