@@ -75,8 +75,10 @@ class Runner:
         for longer. Return the outcomes, counted."""
         deadline = time.monotonic() + self.settings["CONVEYOR_DRAIN_SECONDS"]
         outcomes: collections.Counter[str] = collections.Counter()
-        while (outcome := self.run_next(pool)) is not None:
-            outcomes[outcome] += 1
+        while (row := self.claim(pool)) is not None:
+            outcomes[self.run(row)] += 1
+            if not getattr(row, "more", True):  # PostgreSQL says when the claim took the last one
+                break
             if time.monotonic() >= deadline:
                 self.wake(pool, 1, None)
                 break
@@ -84,18 +86,20 @@ class Runner:
 
     def run_next(self, pool: str) -> str | None:
         """Claim and run the best eligible task of `pool`; return its outcome, None if idle."""
+        row = self.claim(pool)
+        return None if row is None else self.run(row)
+
+    def claim(self, pool: str):
+        """Claim the best eligible task of `pool` for this worker; return its row or None."""
         serialize = bool(self._limited_types())
         lease = self.settings["CONVEYOR_LEASE_SECONDS"]
         if self.autocommit_engine is not None and not serialize:
             with self._hot_connection() as connection:
-                row = lifecycle.claim(connection, pool, lease, self.worker)
-        else:
-            with self.session_factory() as session:
-                row = lifecycle.claim(session, pool, lease, self.worker, serialize=serialize)
-                session.commit()
-        if row is None:
-            return None
-        return self.run(row)
+                return lifecycle.claim(connection, pool, lease, self.worker)
+        with self.session_factory() as session:
+            row = lifecycle.claim(session, pool, lease, self.worker, serialize=serialize)
+            session.commit()
+            return row
 
     def run(self, row) -> str:
         """Run the claimed task `row` (its attempt already counted) to an outcome."""

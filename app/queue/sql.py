@@ -104,8 +104,20 @@ def claim(pool: str) -> sa.Update:
 @functools.cache
 def claim_with_event(pool: str) -> sa.Select:
     """claim_with_event: `claim` and its `running` event in one statement (PostgreSQL), so a
-    claim is one round trip; bind `event_data` and `event_at` too."""
-    return with_status_event(claim(pool))
+    claim is one round trip; bind `event_data` and `event_at` too.
+
+    It also returns `more`: whether another task of the pool was queued and due when the claim
+    began (eligible or not), so a draining runner stops without one more, empty, claim. The
+    statement's snapshot still shows the claimed row as queued, hence "more than one"."""
+    t = tasks.alias("waiting")
+    due = (
+        sa.select(sa.literal(1))
+        .where(t.c.status == Status.QUEUED, t.c.pool == pool, t.c.run_at <= sa.bindparam("claim_now"))
+        .limit(2)
+        .subquery("due")
+    )
+    more = (sa.select(sa.func.count()).select_from(due).scalar_subquery() > 1).label("more")
+    return with_status_event(claim(pool)).add_columns(more)
 
 
 @functools.cache

@@ -29,3 +29,13 @@ def test_every_task_of_a_burst_runs_without_a_sweeper(backend, settings, app, ac
     processes.worker("cpu", concurrency=1)
     helpers.wait_all(task_ids, timeout=60)
     assert sorted(helpers.task(t).result["echo"] for t in task_ids) == list(range(25))
+
+
+def test_a_claim_tells_a_draining_runner_whether_more_is_waiting(backend, app, account):
+    # PostgreSQL only: the claim's snapshot still shows its own row, so "more" means "another".
+    for n in range(2):
+        task_service.submit("noop", {"echo": n}, account_id=account.id)
+    runner = runtime.current().make_runner()
+    first, second = runner.claim("cpu"), runner.claim("cpu")
+    assert (first.more, second.more) == (True, False)
+    assert runner.claim("cpu") is None
