@@ -26,8 +26,8 @@ COPY app ./app
 COPY processors ./processors
 COPY migrations ./migrations
 
-# The project without its dev extra; gunicorn (pinned as in the dev extra) serves the API.
-RUN pip install -e . "gunicorn>=22,<24"
+# The project without its dev extra (gunicorn, which serves the API, is a dependency).
+RUN pip install -e .
 
 USER conveyor
 EXPOSE 8000

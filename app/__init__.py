@@ -41,7 +41,9 @@ def create_app(config: dict | None = None) -> flask.Flask:
     conveyor = runtime.Runtime(app, settings, registry, celery_glue.create(settings))
     queue_tasks.register(conveyor.celery, conveyor.make_runner, conveyor.after_fork)
     app.extensions["conveyor"] = conveyor
-    _register_blueprints(app)
+    from app import api  # the HTTP layer sits on top of everything above
+
+    api.init_app(app, registry)
     _register_cli(app)
     return app
 
@@ -54,12 +56,6 @@ def _sqlite_pragmas(connection, record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def _register_blueprints(app: flask.Flask) -> None:
-    from app.api import health
-
-    app.register_blueprint(health.blueprint)
 
 
 def _register_cli(app: flask.Flask) -> None:

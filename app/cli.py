@@ -48,7 +48,17 @@ def main() -> None:
 
 def init_app(app: flask.Flask) -> None:
     """Register the commands on `app`."""
-    for command in (run, worker, sweeper_command, tasks_group, queue_group, processors_group):
+    for command in (
+        run,
+        worker,
+        sweeper_command,
+        tasks_group,
+        queue_group,
+        processors_group,
+        accounts_group,
+        users_group,
+        keys_group,
+    ):
         app.cli.add_command(command)
 
 
@@ -124,6 +134,11 @@ def run(host: str, port: int) -> None:
 
     upgrade()
     accounts.local()
+    conveyor = runtime.current()
+    if config_module.is_embedded(conveyor.settings):
+        key, new = accounts.local_admin_key(conveyor.settings["CONVEYOR_VAR_DIR"])
+        where = pathlib.Path(conveyor.settings["CONVEYOR_VAR_DIR"]) / "admin-key"
+        click.echo(f"{'Created' if new else 'Using'} the local admin API key (stored in {where}):\n  {key}")
     children = [_spawn(["worker", "--pool", pool, "--loglevel", "WARNING", "--quiet"]) for pool in POOLS]
     children.append(_spawn(["sweeper"]))
     stopping = threading.Event()
@@ -132,6 +147,7 @@ def run(host: str, port: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     click.echo(f"Conveyor is running at http://{host}:{port}/ (workers: {', '.join(POOLS)}; sweeper)")
     click.echo("Submit a task:  python manage.py tasks submit sleep --param seconds=1 --wait")
+    click.echo(f"API docs:       http://{host}:{port}/api/docs")
     try:
         werkzeug.serving.run_simple(host, port, flask.current_app, threaded=True, use_reloader=False)
     finally:
@@ -449,6 +465,92 @@ def new_processor(name, directory) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="NAME") from exc
     click.echo(f"created {target}\nnext: pip install -e {target} && python manage.py processors list")
+
+
+# --- accounts, users, keys -------------------------------------------------------------------
+
+
+@click.group("accounts")
+def accounts_group() -> None:
+    """Accounts: every task belongs to one, and callers see only their own."""
+
+
+@accounts_group.command("create")
+@click.argument("name")
+@with_appcontext
+def create_account(name) -> None:
+    """Create account NAME."""
+    try:
+        account = accounts.create_account(name)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    click.echo(f"created account {account.name} ({account.id})")
+
+
+@click.group("users")
+def users_group() -> None:
+    """Users of an account, with a role: admin or member."""
+
+
+@users_group.command("create")
+@click.argument("name")
+@click.option("--account", required=True, help="The account's name.")
+@click.option("--role", type=click.Choice(accounts.ROLES), default="member", show_default=True)
+@with_appcontext
+def create_user(name, account, role) -> None:
+    """Create user NAME in an account."""
+    try:
+        user = accounts.create_user(account, name, role)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    click.echo(f"created {user.role} {user.name} in {account} ({user.id})")
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """API keys (Authorization: Bearer <key>); stored hashed, shown once."""
+
+
+@keys_group.command("create")
+@click.option("--account", required=True, help="The account's name.")
+@click.option("--user", "user_name", required=True, help="The user's name.")
+@click.option("--name", default="", help="A label for the key.")
+@with_appcontext
+def create_key(account, user_name, name) -> None:
+    """Create a key for a user and print it (it is not shown again)."""
+    try:
+        key, plain = accounts.create_key(account, user_name, name)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    click.echo(plain)
+    click.echo(f"key {accounts.KEY_PREFIX}{key.prefix} for {user_name} in {account}; store it now", err=True)
+
+
+@keys_group.command("list")
+@click.option("--account", default=None, help="Only this account's keys.")
+@with_appcontext
+def list_keys(account) -> None:
+    """List keys: prefix, account, user, role, state, last use."""
+    try:
+        rows = accounts.list_keys(account)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    for key, user, owner in rows:
+        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+        click.echo(f"{accounts.KEY_PREFIX}{key.prefix}  {owner.name}/{user.name} ({user.role})  {state}  used {used}")
+
+
+@keys_group.command("revoke")
+@click.argument("prefix")
+@with_appcontext
+def revoke_key(prefix) -> None:
+    """Revoke the key starting with PREFIX (as `keys list` shows it)."""
+    try:
+        key = accounts.revoke_key(prefix)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    click.echo(f"revoked {accounts.KEY_PREFIX}{key.prefix}")
 
 
 if __name__ == "__main__":

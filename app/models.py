@@ -1,4 +1,4 @@
-"""Typed SQLAlchemy 2 models: accounts, users, tasks, their events and artifacts, and the
+"""Typed SQLAlchemy 2 models: accounts, users, API keys, tasks, their events and artifacts, and the
 durable queue controls. Rows only: queue logic lives in `app.queue`, use cases in
 `app.services`.
 """
@@ -97,6 +97,22 @@ class User(Base):
         sa.UniqueConstraint("account_id", "name", name="uq_users_account_name"),
         sa.CheckConstraint("role IN ('admin', 'member')", name="role"),
     )
+
+
+class ApiKey(Base):
+    """A user's API key. Only its SHA-256 digest is stored; the key itself is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: orm.Mapped[uuid.UUID] = orm.mapped_column(primary_key=True, default=uuid.uuid4)
+    account_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    user_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(200))
+    prefix: orm.Mapped[str] = orm.mapped_column(sa.String(16), unique=True)
+    digest: orm.Mapped[str] = orm.mapped_column(sa.String(64), unique=True)
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    last_used_at: orm.Mapped[datetime.datetime | None]
+    revoked_at: orm.Mapped[datetime.datetime | None]
 
 
 class Task(Base):

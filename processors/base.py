@@ -164,6 +164,9 @@ class Processor:
     Params: ClassVar[type[marshmallow.Schema]] = NoParams
     policy: ClassVar[Policy] = Policy()
     providers: ClassVar[tuple[str, ...]] = ()
+    # The typed submit endpoint's name: POST /api/<endpoint>/generate (default: the type with
+    # dashes for underscores).
+    endpoint: ClassVar[str] = ""
 
     def __init__(self, policy: Policy | None = None):
         self.policy = policy or type(self).policy

@@ -1,6 +1,8 @@
 """Queue administration: status, stop and start (queue, pool or type), cleanup, limits."""
 
+import datetime
 import logging
+import statistics
 
 import sqlalchemy as sa
 
@@ -12,6 +14,11 @@ from app.services import errors
 from processors.policy import POOLS
 
 log = logging.getLogger("conveyor.queue")
+
+# A worker is listed as seen if it touched a task this recently.
+WORKERS_SEEN_SECONDS = 600
+# Duration statistics read this many of the latest successful tasks.
+DURATION_SAMPLE = 1000
 
 
 def status() -> dict:
@@ -32,7 +39,16 @@ def status() -> dict:
         .where(task.status == Status.RUNNING)
         .order_by(task.started_at)
     ).all()
+    since = lifecycle.now() - datetime.timedelta(seconds=WORKERS_SEEN_SECONDS)
+    workers = db.session.execute(
+        sa.select(task.worker, task.pool, sa.func.max(task.updated_at))
+        .where(task.worker.is_not(None), task.updated_at >= since)
+        .group_by(task.worker, task.pool)
+        .order_by(task.worker)
+    ).all()
     return {
+        "workers": [{"worker": w, "pool": p, "last_seen": seen} for w, p, seen in workers],
+        "durations": durations(),
         "by_status": {str(s): by_status.get(str(s), 0) for s in Status},
         "by_type": by_type,
         "waiting_by_priority": {Priority(p).name.lower(): n for p, n in waiting},
@@ -41,6 +57,31 @@ def status() -> dict:
         "paused": control.paused(db.session),
         "limits": control.limits(db.session),
     }
+
+
+def durations(sample: int = DURATION_SAMPLE) -> dict[str, dict]:
+    """Per type, run-time statistics (seconds) of the most recent successful tasks."""
+    task = models.Task
+    rows = db.session.execute(
+        sa.select(task.type, task.started_at, task.finished_at)
+        .where(task.status == Status.SUCCEEDED, task.started_at.is_not(None), task.finished_at.is_not(None))
+        .order_by(task.finished_at.desc())
+        .limit(sample)
+    ).all()
+    by_type: dict[str, list[float]] = {}
+    for type_, started, finished in rows:
+        by_type.setdefault(type_, []).append((finished - started).total_seconds())
+    stats = {}
+    for type_, values in sorted(by_type.items()):
+        values.sort()
+        stats[type_] = {
+            "count": len(values),
+            "mean": round(statistics.fmean(values), 3),
+            "p50": round(values[len(values) // 2], 3),
+            "p95": round(values[min(len(values) - 1, int(len(values) * 0.95))], 3),
+            "max": round(values[-1], 3),
+        }
+    return stats
 
 
 def _scope(pool: str | None, type: str | None) -> tuple[str, str]:

@@ -1,6 +1,10 @@
-"""Task use cases: submit, get, list, cancel, retry, and read events."""
+"""Task use cases: submit, get, list, describe (attempts, position, ETA), cancel, retry,
+delete, and read events and artifacts."""
 
 import datetime
+import pathlib
+import shutil
+import statistics
 import uuid
 
 import sqlalchemy as sa
@@ -82,18 +86,170 @@ def find(
     *,
     status: str | None = None,
     type: str | None = None,
+    priority: str | None = None,
+    created_after: datetime.datetime | None = None,
+    created_before: datetime.datetime | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> list[models.Task]:
-    """Return tasks, newest first, filtered by status and type."""
-    query = sa.select(models.Task).order_by(models.Task.created_at.desc()).limit(limit).offset(offset)
-    if account_id is not None:
-        query = query.where(models.Task.account_id == account_id)
-    if status:
-        query = query.where(models.Task.status == status)
-    if type:
-        query = query.where(models.Task.type == type)
+    """Return tasks, newest first, filtered by status, type, priority and creation time."""
+    query = _filtered(account_id, status, type, priority, created_after, created_before)
+    query = query.order_by(models.Task.created_at.desc(), models.Task.id).limit(limit).offset(offset)
     return list(db.session.scalars(query))
+
+
+def count(
+    account_id: uuid.UUID | None,
+    *,
+    status: str | None = None,
+    type: str | None = None,
+    priority: str | None = None,
+    created_after: datetime.datetime | None = None,
+    created_before: datetime.datetime | None = None,
+) -> int:
+    """Return how many tasks `find` would return without a limit."""
+    query = _filtered(account_id, status, type, priority, created_after, created_before)
+    return db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+
+
+def _filtered(account_id, status, type, priority, created_after, created_before) -> sa.Select:
+    task = models.Task
+    query = sa.select(task)
+    if account_id is not None:
+        query = query.where(task.account_id == account_id)
+    if status:
+        query = query.where(task.status == status)
+    if type:
+        query = query.where(task.type == type)
+    if priority is not None:
+        try:
+            query = query.where(task.priority == lifecycle.parse_priority(priority, "normal"))
+        except ValueError as exc:
+            raise errors.Invalid(str(exc), {"priority": [str(exc)]}) from exc
+    if created_after:
+        query = query.where(task.created_at >= created_after)
+    if created_before:
+        query = query.where(task.created_at < created_before)
+    return query
+
+
+# ETA: the mean of this many recent successful runs of the type.
+ETA_SAMPLE = 50
+
+
+def position(task: models.Task) -> int | None:
+    """Return a waiting task's place in its pool (1 = next), None once it has started."""
+    if task.status != models.Status.QUEUED:
+        return None
+    t = models.Task
+    ahead = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(t)
+        .where(
+            t.status == models.Status.QUEUED,
+            t.pool == task.pool,
+            t.id != task.id,
+            sa.tuple_(t.priority, t.run_at, t.created_at) < sa.tuple_(task.priority, task.run_at, task.created_at),
+        )
+    )
+    return ahead + 1
+
+
+def eta_seconds(task: models.Task, place: int | None) -> float | None:
+    """Estimate seconds until a waiting task finishes: its place times the mean duration of
+    recent successful runs of its type (the policy's estimate when there are none), divided
+    by the workers seen in its pool in the last ten minutes; plus the wait for `run_at`."""
+    if place is None:
+        return None
+    conveyor = runtime.current()
+    t = models.Task
+    recent = db.session.execute(
+        sa.select(t.started_at, t.finished_at)
+        .where(t.type == task.type, t.status == models.Status.SUCCEEDED, t.started_at.is_not(None))
+        .order_by(t.finished_at.desc())
+        .limit(ETA_SAMPLE)
+    ).all()
+    durations = [(row.finished_at - row.started_at).total_seconds() for row in recent if row.finished_at]
+    if durations:
+        each = statistics.fmean(durations)
+    elif task.type in conveyor.registry:
+        each = conveyor.registry.policy(task.type).estimate
+    else:
+        each = 0.0
+    since = lifecycle.now() - datetime.timedelta(minutes=10)
+    workers = db.session.scalar(
+        sa.select(sa.func.count(sa.distinct(t.worker))).where(t.pool == task.pool, t.updated_at >= since)
+    )
+    delay = max(0.0, (task.run_at - lifecycle.now()).total_seconds())
+    return round(delay + place * each / max(1, workers or 0), 3)
+
+
+def attempts(task: models.Task) -> list[dict]:
+    """Return each attempt of a task: when it started and ended, on which worker, its outcome
+    and its error, read from the task's status events."""
+    found: dict[int, dict] = {}
+    for event in db.session.scalars(
+        sa.select(models.TaskEvent)
+        .where(models.TaskEvent.task_id == task.id, models.TaskEvent.kind == "status", models.TaskEvent.attempt > 0)
+        .order_by(models.TaskEvent.id)
+    ):
+        data = event.data or {}
+        blank = dict.fromkeys(("started_at", "ended_at", "worker", "outcome", "error"))
+        entry = found.setdefault(event.attempt, {"attempt": event.attempt, **blank})
+        if data.get("status") == models.Status.RUNNING:
+            entry["started_at"], entry["worker"] = event.created_at, data.get("worker")
+        else:
+            entry["ended_at"] = event.created_at
+            entry["outcome"] = "retrying" if data.get("status") == models.Status.QUEUED else data.get("status")
+            entry["error"] = data.get("error")
+    return [found[number] for number in sorted(found)]
+
+
+def artifacts(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> list[models.Artifact]:
+    """Return a task's artifacts, oldest first."""
+    task = get(task_id, account_id)
+    query = sa.select(models.Artifact).where(models.Artifact.task_id == task.id).order_by(models.Artifact.created_at)
+    return list(db.session.scalars(query))
+
+
+def artifact_file(
+    task_id: uuid.UUID | str, artifact_id: uuid.UUID | str, account_id: uuid.UUID | None
+) -> tuple[models.Artifact, pathlib.Path]:
+    """Return an artifact of the task and the path of its stored file. Raises NotFound."""
+    task = get(task_id, account_id)
+    try:
+        artifact_id = uuid.UUID(str(artifact_id))
+    except ValueError:
+        raise errors.NotFound("no such artifact") from None
+    artifact = db.session.get(models.Artifact, artifact_id)
+    if artifact is None or artifact.task_id != task.id:
+        raise errors.NotFound("no such artifact")
+    root = _artifact_root()
+    path = (root / artifact.storage_key).resolve()
+    if root.resolve() not in path.parents or not path.is_file():
+        raise errors.NotFound("the artifact's file is missing")
+    return artifact, path
+
+
+def delete(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> None:
+    """Delete a finished task with its events and artifacts (rows and files). A waiting or
+    running task must be cancelled first: Conflict."""
+    task = get(task_id, account_id)
+    if task.status not in (models.Status.SUCCEEDED, models.Status.FAILED, models.Status.CANCELLED):
+        raise errors.Conflict(f"task is {task.status}; cancel it first", {"status": [f"is {task.status}"]})
+    children = db.session.scalar(sa.select(sa.func.count()).where(models.Task.parent_id == task.id))
+    if children:
+        raise errors.Conflict("task has child tasks; delete them first", {"task_id": ["has child tasks"]})
+    db.session.execute(sa.delete(models.Artifact).where(models.Artifact.task_id == task.id))
+    db.session.execute(sa.delete(models.TaskEvent).where(models.TaskEvent.task_id == task.id))
+    db.session.delete(task)
+    db.session.commit()
+    # Files go after the commit: a failed delete leaves rows that still point at their files.
+    shutil.rmtree(_artifact_root() / str(task.id), ignore_errors=True)
+
+
+def _artifact_root() -> pathlib.Path:
+    return pathlib.Path(runtime.current().settings["CONVEYOR_VAR_DIR"]) / "artifacts"
 
 
 def cancel(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> str:

@@ -1,0 +1,99 @@
+"""One JSON error shape for every API error: `{code, status, message, errors}`.
+
+`code` is a stable machine word (`invalid`, `not_found`, ...), `status` the HTTP status,
+`message` one human sentence, and `errors` maps each bad field to its messages (empty when no
+field is to blame). Request validation errors from any location (JSON body, query, headers)
+are merged into `errors` by field name. An unexpected exception is a 500 in the same shape,
+logged with its traceback, and its details are not sent to the client.
+"""
+
+import logging
+
+import flask
+import marshmallow as ma
+from werkzeug import exceptions
+
+from app.services import errors as service_errors
+
+log = logging.getLogger("conveyor.api")
+
+
+class ErrorSchema(ma.Schema):
+    code = ma.fields.String(required=True, metadata={"description": "a stable machine word, e.g. `invalid`"})
+    status = ma.fields.Integer(required=True, metadata={"description": "the HTTP status"})
+    message = ma.fields.String(required=True)
+    errors = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Raw(),
+        required=True,
+        metadata={"description": "each bad field with its messages"},
+    )
+
+
+def body(status: int, message: str, errors: dict | None = None, code: str | None = None) -> dict:
+    """Return the error body for `status`."""
+    return {"code": code or _code(status), "status": status, "message": message, "errors": errors or {}}
+
+
+def respond(status: int, message: str, errors: dict | None = None, code: str | None = None) -> flask.Response:
+    """Return an error response in the one shape."""
+    response = flask.jsonify(body(status, message, errors, code))
+    response.status_code = status
+    return response
+
+
+def register(app: flask.Flask) -> None:
+    """Install the handlers on `app` (after flask-smorest's, which they replace)."""
+    app.register_error_handler(service_errors.ServiceError, _service_error)
+    app.register_error_handler(exceptions.HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+_NAMES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    500: "internal",
+    503: "unavailable",
+}
+
+
+def _code(status: int) -> str:
+    if status in _NAMES:
+        return _NAMES[status]
+    known = exceptions.default_exceptions.get(status)
+    return known().name.lower().replace(" ", "_").replace("'", "") if known else "error"
+
+
+def _service_error(exc: service_errors.ServiceError):
+    return respond(exc.status, exc.message, exc.errors, exc.code)
+
+
+def _http_error(exc: exceptions.HTTPException):
+    data = getattr(exc, "data", None) or {}
+    errors: dict = {}
+    for location, fields in (data.get("messages") or {}).items():
+        if isinstance(fields, dict):
+            errors.update(fields)
+        else:
+            errors[location] = fields
+    status = exc.code or 500
+    message = data.get("message") or exc.description or exc.name
+    if status == 422 and errors:
+        message = "invalid request: " + ", ".join(sorted(errors))
+    response = respond(status, message, errors)
+    for name, value in exc.get_response().headers.items() if status == 405 else ():
+        if name == "Allow":
+            response.headers["Allow"] = value
+    return response
+
+
+def _unexpected(exc: Exception):
+    if isinstance(exc, exceptions.HTTPException):
+        return _http_error(exc)
+    log.exception("unhandled error in %s %s", flask.request.method, flask.request.path)
+    return respond(500, "internal error; the server log has the details")

@@ -1,0 +1,261 @@
+"""Marshmallow schemas of the API's requests and responses (they are the OpenAPI spec too).
+
+Request bodies refuse unknown fields (a typo is a 422 naming it); query strings and headers
+ignore what they do not know.
+"""
+
+import marshmallow as ma
+
+from app.models import Priority, Status
+
+PRIORITIES = [p.name.lower() for p in Priority]
+STATUSES = [str(s) for s in Status]
+
+
+class Body(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class Query(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+
+class SubmitOptions(Body):
+    """What every submit may say besides the type and its params."""
+
+    priority = ma.fields.String(
+        validate=ma.validate.OneOf(PRIORITIES), metadata={"description": "default: the type's policy"}
+    )
+    run_at = ma.fields.AwareDateTime(metadata={"description": "start no earlier than this (ISO 8601 with zone)"})
+    parent_id = ma.fields.UUID(metadata={"description": "a task of the same account this one belongs to"})
+
+
+class TaskSubmit(SubmitOptions):
+    type = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+    params = ma.fields.Dict(load_default=dict, metadata={"description": "the type's params; see /api/task-types"})
+
+
+class IdempotencyHeader(Query):
+    idempotency_key = ma.fields.String(
+        data_key="Idempotency-Key",
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "repeat a submit safely: the same key in the account returns the first task"},
+    )
+
+
+class Submitted(ma.Schema):
+    task_id = ma.fields.UUID(required=True)
+    status = ma.fields.String(required=True, metadata={"enum": STATUSES})
+    created = ma.fields.Boolean(required=True, metadata={"description": "false when the idempotency key was seen"})
+    position = ma.fields.Integer(allow_none=True, metadata={"description": "place in its pool, 1 = next"})
+    eta_seconds = ma.fields.Float(allow_none=True, metadata={"description": "estimated seconds until it finishes"})
+
+
+class TaskFilter(Query):
+    type = ma.fields.String()
+    status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
+    priority = ma.fields.String(validate=ma.validate.OneOf(PRIORITIES))
+    created_after = ma.fields.AwareDateTime()
+    created_before = ma.fields.AwareDateTime()
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100000))
+    page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
+
+
+class TaskSummary(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    type = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, metadata={"enum": STATUSES})
+    priority = ma.fields.Function(lambda task: Priority(task.priority).name.lower(), metadata={"enum": PRIORITIES})
+    progress = ma.fields.Float(required=True)
+    stage = ma.fields.String(allow_none=True)
+    message = ma.fields.String(allow_none=True)
+    attempt = ma.fields.Integer(required=True)
+    max_attempts = ma.fields.Integer(required=True)
+    parent_id = ma.fields.UUID(allow_none=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    started_at = ma.fields.AwareDateTime(allow_none=True)
+    finished_at = ma.fields.AwareDateTime(allow_none=True)
+
+
+class PageMeta(ma.Schema):
+    page = ma.fields.Integer(required=True)
+    page_size = ma.fields.Integer(required=True)
+    total = ma.fields.Integer(required=True)
+    pages = ma.fields.Integer(required=True)
+
+
+class TaskPage(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(TaskSummary), required=True)
+    meta = ma.fields.Nested(PageMeta, required=True)
+
+
+class Attempt(ma.Schema):
+    attempt = ma.fields.Integer(required=True)
+    started_at = ma.fields.AwareDateTime(allow_none=True)
+    ended_at = ma.fields.AwareDateTime(allow_none=True)
+    worker = ma.fields.String(allow_none=True)
+    outcome = ma.fields.String(allow_none=True, metadata={"description": "succeeded, failed, cancelled or retrying"})
+    error = ma.fields.Dict(allow_none=True)
+
+
+class Artifact(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    attempt = ma.fields.Integer(required=True)
+    kind = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    mime = ma.fields.String(allow_none=True)
+    size = ma.fields.Integer(required=True)
+    metadata = ma.fields.Dict(attribute="meta")
+    created_at = ma.fields.AwareDateTime(required=True)
+    url = ma.fields.Function(lambda a: f"/api/tasks/{a.task_id}/artifacts/{a.id}")
+
+
+class TaskDetail(TaskSummary):
+    params = ma.fields.Dict(required=True)
+    result = ma.fields.Dict(allow_none=True)
+    error = ma.fields.Dict(allow_none=True)
+    run_at = ma.fields.AwareDateTime(required=True)
+    cancel_requested_at = ma.fields.AwareDateTime(allow_none=True)
+    worker = ma.fields.String(allow_none=True)
+    attempts = ma.fields.List(ma.fields.Nested(Attempt), required=True)
+    artifacts = ma.fields.List(ma.fields.Nested(Artifact), required=True)
+    position = ma.fields.Integer(allow_none=True)
+    eta_seconds = ma.fields.Float(allow_none=True)
+
+
+class CancelResult(ma.Schema):
+    task_id = ma.fields.UUID(required=True)
+    outcome = ma.fields.String(required=True, metadata={"enum": ["cancelled", "cancel_requested"]})
+
+
+class EventQuery(Query):
+    format = ma.fields.String(validate=ma.validate.OneOf(["sse", "json"]), load_default="sse")
+    after = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0))
+    limit = ma.fields.Integer(load_default=500, validate=ma.validate.Range(min=1, max=5000))
+
+
+class Event(ma.Schema):
+    id = ma.fields.Integer(required=True, metadata={"description": "the sequence id; the SSE event id"})
+    task_id = ma.fields.UUID(required=True)
+    attempt = ma.fields.Integer(required=True)
+    kind = ma.fields.String(required=True, metadata={"enum": ["status", "progress", "artifact", "log"]})
+    data = ma.fields.Dict(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+
+
+class EventPage(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(Event), required=True)
+    status = ma.fields.String(required=True, metadata={"enum": STATUSES})
+    done = ma.fields.Boolean(required=True, metadata={"description": "the task ended and every event is listed"})
+    next_after = ma.fields.Integer(required=True, metadata={"description": "pass as `after` to poll for more"})
+
+
+class Provider(ma.Schema):
+    name = ma.fields.String(required=True)
+    configured = ma.fields.Boolean(required=True)
+    reason = ma.fields.String(allow_none=True)
+
+
+class TaskType(ma.Schema):
+    type = ma.fields.String(required=True)
+    description = ma.fields.String(required=True)
+    endpoint = ma.fields.String(required=True, metadata={"description": "its typed submit endpoint"})
+    params_schema = ma.fields.Dict(required=True, metadata={"description": "JSON Schema of its params"})
+    policy = ma.fields.Dict(required=True)
+    available = ma.fields.Boolean(required=True)
+    providers = ma.fields.List(ma.fields.Nested(Provider), required=True)
+
+
+class Scope(Query):
+    pool = ma.fields.String()
+    type = ma.fields.String()
+
+
+class Limit(Body):
+    type = ma.fields.String(required=True)
+    limit = ma.fields.Integer(
+        required=True,
+        allow_none=True,
+        validate=ma.validate.Range(min=1, max=10000),
+        metadata={"description": "null: none"},
+    )
+
+
+class CleanupRequest(Body):
+    stuck_after = ma.fields.Float(
+        allow_none=True,
+        validate=ma.validate.Range(min=1),
+        metadata={"description": "also end tasks silent this long (s)"},
+    )
+
+
+class RunningTask(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    type = ma.fields.String(required=True)
+    attempt = ma.fields.Integer(required=True)
+    progress = ma.fields.Float(required=True)
+    stage = ma.fields.String(allow_none=True)
+    worker = ma.fields.String(allow_none=True)
+    started_at = ma.fields.AwareDateTime(allow_none=True)
+
+
+class WorkerSeen(ma.Schema):
+    worker = ma.fields.String(required=True)
+    pool = ma.fields.String(required=True)
+    last_seen = ma.fields.AwareDateTime(required=True)
+
+
+class ScopeName(ma.Schema):
+    scope = ma.fields.String(required=True, metadata={"enum": ["queue", "pool", "type"]})
+    name = ma.fields.String(required=True)
+
+
+class QueueStatus(ma.Schema):
+    by_status = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
+    by_type = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer()),
+        required=True,
+    )
+    waiting_by_priority = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
+    oldest_waiting_seconds = ma.fields.Float(allow_none=True, required=True)
+    running = ma.fields.List(ma.fields.Nested(RunningTask), required=True)
+    workers = ma.fields.List(ma.fields.Nested(WorkerSeen), required=True)
+    durations = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Float()),
+        required=True,
+        metadata={"description": "per type: count, mean, p50, p95, max seconds of recent successful runs"},
+    )
+    paused = ma.fields.List(ma.fields.Nested(ScopeName), required=True)
+    limits = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
+
+
+class Switched(ma.Schema):
+    scope = ma.fields.String(required=True, metadata={"enum": ["queue", "pool", "type"]})
+    name = ma.fields.String(required=True)
+    paused = ma.fields.Boolean(required=True)
+    woken = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.Integer(), metadata={"description": "wake-ups sent"}
+    )
+
+
+class LimitSet(ma.Schema):
+    type = ma.fields.String(required=True)
+    limit = ma.fields.Integer(allow_none=True, required=True)
+
+
+class Handled(ma.Schema):
+    task_id = ma.fields.String(required=True)
+    type = ma.fields.String(required=True)
+    attempt = ma.fields.Integer(required=True)
+    action = ma.fields.String(required=True, metadata={"description": "requeued, failed or cancelled"})
+    reason = ma.fields.String(required=True)
+    run_at = ma.fields.String(metadata={"description": "when a requeued task may start again"})
+
+
+class CleanupReport(ma.Schema):
+    handled = ma.fields.Integer(required=True)
+    tasks = ma.fields.List(ma.fields.Nested(Handled), required=True)

@@ -1,0 +1,20 @@
+"""`/api/task-types`: each type with its params schema, policy and provider availability."""
+
+import pytest
+
+from tests.api.conftest import bearer
+
+pytestmark = pytest.mark.embedded
+
+
+def test_types_with_schema_policy_and_availability(backend, client, keys):
+    types = {t["type"]: t for t in client.get("/api/task-types", headers=bearer(keys["a_member"])).get_json()}
+    assert {"noop", "sleep", "flaky"} <= set(types)
+    sleep = types["sleep"]
+    assert sleep["endpoint"] == "/api/sleep/generate"
+    assert sleep["params_schema"]["properties"]["seconds"]["type"] == "number"
+    assert sleep["policy"]["pool"] in ("cpu", "io") and sleep["policy"]["max_attempts"] >= 1
+    assert sleep["available"] is True and sleep["providers"] == []
+    spec = client.get("/api/openapi.json").get_json()
+    for name, described in types.items():
+        assert described["endpoint"] in spec["paths"], name
