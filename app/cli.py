@@ -149,7 +149,9 @@ def run(host: str, port: int) -> None:
     click.echo("Submit a task:  python manage.py tasks submit sleep --param seconds=1 --wait")
     click.echo(f"API docs:       http://{host}:{port}/api/docs")
     try:
-        werkzeug.serving.run_simple(host, port, flask.current_app, threaded=True, use_reloader=False)
+        # The app object itself: the `current_app` proxy means nothing in the server's threads.
+        served = flask.current_app._get_current_object()
+        werkzeug.serving.run_simple(host, port, served, threaded=True, use_reloader=False)
     finally:
         stopping.set()
         _stop_children(children)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from app.services import tasks as task_service
@@ -59,6 +60,12 @@ def test_run_serves_the_embedded_default_and_submit_wait_succeeds(tmp_path):
         assert done.returncode == 0, done.stderr
         assert "100.0% succeeded" in done.stderr
         assert '"slept": 1.0' in done.stdout
+        # The first run made a local admin key, stored it under var/ and printed it.
+        key = (tmp_path / "var" / "admin-key").read_text().strip()
+        assert key.startswith("cvk_") and key in (tmp_path / "run.log").read_text()
+        listed = httpx.get(f"http://127.0.0.1:{port}/api/tasks", headers={"Authorization": f"Bearer {key}"})
+        assert listed.status_code == 200 and listed.json()["meta"]["total"] == 1
+        assert httpx.get(f"http://127.0.0.1:{port}/api/docs").status_code == 200
         family = _descendants(run.pid)
         assert len(family) >= 3, "run starts a worker per pool and the sweeper"
     finally:
