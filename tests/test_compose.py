@@ -443,11 +443,8 @@ def test_pip_installs_project_and_gunicorn_without_dev_extra(path):
     words = [word for install in installs for word in install]
     assert not any("[dev" in word for word in words), "the image must not install the dev extra"
     assert "." in words, "the image does not install the project"
-    dev = [Requirement(line) for line in setup_cfg()["options.extras_require"]["dev"].splitlines() if line.strip()]
-    wanted = next(req for req in dev if req.name == "gunicorn")
-    gunicorn = [Requirement(word) for word in words if re.match(r"gunicorn\b", word)]
-    assert gunicorn, "the image does not install gunicorn"
-    assert gunicorn[0].specifier == wanted.specifier, f"gunicorn pin {gunicorn[0]} differs from setup.cfg's {wanted}"
+    required = [Requirement(line) for line in setup_cfg()["options"]["install_requires"].splitlines() if line.strip()]
+    assert any(req.name == "gunicorn" for req in required), "gunicorn serves the API: a dependency of the project"
 
 
 @pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.name)
