@@ -2,13 +2,11 @@
 every account's tasks, stop and start (whole queue, a pool or a type), concurrency limits,
 and cleanup with its report."""
 
-import math
-
 import flask_smorest
 
 from app.api import auth, schemas
+from app.api import tasks as tasks_api
 from app.services import queue as queue_service
-from app.services import tasks as task_service
 
 blueprint = flask_smorest.Blueprint(
     "queue", __name__, url_prefix="/api/tasks/queue", description="Queue administration (admin role)"
@@ -33,10 +31,7 @@ def status():
 @blueprint.response(200, schemas.TaskPage)
 def list_all(query: dict):
     """Every account's tasks, newest first"""
-    page, size = query.pop("page"), query.pop("page_size")
-    total = task_service.count(None, **query)
-    items = task_service.find(None, **query, limit=size, offset=(page - 1) * size)
-    return {"items": items, "meta": {"page": page, "page_size": size, "total": total, "pages": math.ceil(total / size)}}
+    return tasks_api.page_of(None, query)
 
 
 @blueprint.route("/stop", methods=["POST"])

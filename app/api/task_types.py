@@ -10,7 +10,6 @@ import marshmallow as ma
 from app import runtime
 from app.api import auth, schemas
 from app.api import tasks as tasks_api
-from app.services import tasks as task_service
 from processors import providers
 
 blueprint = flask_smorest.Blueprint("task_types", __name__, url_prefix="/api", description="Task types")
@@ -85,21 +84,10 @@ def _typed_view(typed: flask_smorest.Blueprint, cls):
     @typed.arguments(schemas.IdempotencyHeader, location="headers")
     @typed.response(202, schemas.Submitted)
     def view(payload: dict, headers: dict):
-        caller = auth.caller()
         # The schema above validated the body; the service validates the raw params again, as
         # it does for every submit, and stores their dumped form.
         raw_params = (flask.request.get_json(silent=True) or {}).get("params")
-        task, created = task_service.submit(
-            cls.type,
-            raw_params,
-            account_id=caller.account_id,
-            user_id=caller.user_id,
-            priority=payload.get("priority"),
-            run_at=payload.get("run_at"),
-            parent_id=payload.get("parent_id"),
-            idempotency_key=headers.get("idempotency_key"),
-        )
-        return tasks_api.submitted(task, created)
+        return tasks_api.submit_for_caller(cls.type, raw_params, payload, headers)
 
     view.__name__ = f"generate_{cls.type}"
     view.__doc__ = f"Submit a `{cls.type}` task\n\n{cls.description or ''}"

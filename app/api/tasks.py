@@ -44,15 +44,20 @@ def submit(body: dict, headers: dict):
     `Idempotency-Key` header, a repeat in the same account returns the first task
     (`created: false`) instead of a new one.
     """
+    return submit_for_caller(body["type"], body.get("params"), body, headers)
+
+
+def submit_for_caller(type: str, params, options: dict, headers: dict) -> tuple[dict, int]:
+    """Submit a task for the caller with the options every submit endpoint takes."""
     caller = auth.caller()
     task, created = task_service.submit(
-        body["type"],
-        body.get("params"),
+        type,
+        params,
         account_id=caller.account_id,
         user_id=caller.user_id,
-        priority=body.get("priority"),
-        run_at=body.get("run_at"),
-        parent_id=body.get("parent_id"),
+        priority=options.get("priority"),
+        run_at=options.get("run_at"),
+        parent_id=options.get("parent_id"),
         idempotency_key=headers.get("idempotency_key"),
     )
     return submitted(task, created)
@@ -66,10 +71,15 @@ def list_tasks(query: dict):
 
     Filters combine; `meta` says how many match in all.
     """
-    account_id = auth.caller().account_id
-    page, size = query.pop("page"), query.pop("page_size")
-    total = task_service.count(account_id, **query)
-    items = task_service.find(account_id, **query, limit=size, offset=(page - 1) * size)
+    return page_of(auth.caller().account_id, query)
+
+
+def page_of(account_id, query: dict) -> dict:
+    """One page of tasks (all accounts when `account_id` is None) with its `meta`."""
+    filters = {k: v for k, v in query.items() if k not in ("page", "page_size")}
+    page, size = query["page"], query["page_size"]
+    total = task_service.count(account_id, **filters)
+    items = task_service.find(account_id, **filters, limit=size, offset=(page - 1) * size)
     return {"items": items, "meta": {"page": page, "page_size": size, "total": total, "pages": math.ceil(total / size)}}
 
 

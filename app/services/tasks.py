@@ -93,26 +93,27 @@ def find(
     offset: int = 0,
 ) -> list[models.Task]:
     """Return tasks, newest first, filtered by status, type, priority and creation time."""
-    query = _filtered(account_id, status, type, priority, created_after, created_before)
+    query = _filtered(
+        account_id,
+        status=status,
+        type=type,
+        priority=priority,
+        created_after=created_after,
+        created_before=created_before,
+    )
     query = query.order_by(models.Task.created_at.desc(), models.Task.id).limit(limit).offset(offset)
     return list(db.session.scalars(query))
 
 
-def count(
-    account_id: uuid.UUID | None,
-    *,
-    status: str | None = None,
-    type: str | None = None,
-    priority: str | None = None,
-    created_after: datetime.datetime | None = None,
-    created_before: datetime.datetime | None = None,
-) -> int:
-    """Return how many tasks `find` would return without a limit."""
-    query = _filtered(account_id, status, type, priority, created_after, created_before)
+def count(account_id: uuid.UUID | None, **filters) -> int:
+    """Return how many tasks `find` would return with the same filters and no limit."""
+    query = _filtered(account_id, **filters)
     return db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
 
 
-def _filtered(account_id, status, type, priority, created_after, created_before) -> sa.Select:
+def _filtered(
+    account_id, *, status=None, type=None, priority=None, created_after=None, created_before=None
+) -> sa.Select:
     task = models.Task
     query = sa.select(task)
     if account_id is not None:
