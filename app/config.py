@@ -68,6 +68,15 @@ def _broker_url(raw: Any) -> str:
     return raw
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: Any) -> str:
+        if str(raw) not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return str(raw)
+
+    return parse
+
+
 def _str(raw: Any) -> str:
     return str(raw)
 
@@ -93,10 +102,28 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_CPU_CONCURRENCY": (_int(1, 256), lambda env: os.cpu_count() or 1),
     "CONVEYOR_IO_CONCURRENCY": (_int(1, 256), 4),
     "CONVEYOR_API_URL": (_str, "http://127.0.0.1:5000"),
+    "CONVEYOR_STORAGE": (_choice("local", "s3"), "local"),
+    "CONVEYOR_STORAGE_DIR": (_str, lambda env: str(pathlib.Path(env["CONVEYOR_VAR_DIR"]) / "artifacts")),
+    "S3_BUCKET": (_str, None),
+    "S3_ENDPOINT_URL": (_str, None),
+    "S3_REGION": (_str, "us-east-1"),
+    "S3_ACCESS_KEY_ID": (_str, None),
+    "S3_SECRET_ACCESS_KEY": (_str, None),
+    "CONVEYOR_ALLOW_PRIVATE_URLS": (_int(0, 1), 0),
+    "CONVEYOR_SOURCE_MAX_SECONDS": (_float(1, 86400), 3 * 3600.0),
+    "CONVEYOR_SOURCE_MAX_BYTES": (_int(1, 2**40), 2 * 2**30),
+    "CONVEYOR_PROVIDER_RETRIES": (_int(0, 10), 3),
+    "CONVEYOR_PROVIDER_TIMEOUT_SECONDS": (_float(1, 3600), 120.0),
     "OPENAI_API_KEY": (_str, None),
     "OPENAI_BASE_URL": (_str, None),
     "ELEVENLABS_API_KEY": (_str, None),
     "ELEVENLABS_BASE_URL": (_str, None),
+    "ELEVENLABS_MODEL": (_str, "eleven_multilingual_v2"),
+    "CONVEYOR_LLM_MODEL": (_str, "gpt-4o-mini"),
+    "CONVEYOR_LLM_MODELS": (_json_object, {}),
+    "CONVEYOR_STT_MODEL": (_str, "whisper-1"),
+    "CONVEYOR_IMAGE_MODEL": (_str, "dall-e-3"),
+    "CONVEYOR_TTS_MODEL": (_str, "tts-1"),
 }
 
 
@@ -115,6 +142,8 @@ def load(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None)
             values[name] = default(values) if callable(default) else default
     if not problems and values["CONVEYOR_LEASE_SECONDS"] < 2 * values["CONVEYOR_HEARTBEAT_SECONDS"]:
         problems.append("CONVEYOR_LEASE_SECONDS must be at least twice CONVEYOR_HEARTBEAT_SECONDS")
+    if not problems and values["CONVEYOR_STORAGE"] == "s3" and not values["S3_BUCKET"]:
+        problems.append("CONVEYOR_STORAGE=s3 needs S3_BUCKET")
     if problems:
         raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
     extra = {k: v for k, v in (overrides or {}).items() if k not in SETTINGS}
