@@ -1,5 +1,5 @@
-"""Typed SQLAlchemy 2 models: accounts, users, API keys, tasks, their events and artifacts, and the
-durable queue controls. Rows only: queue logic lives in `app.queue`, use cases in
+"""Typed SQLAlchemy 2 models: accounts, users, API keys, uploads, tasks, their events and
+artifacts, and the durable queue controls. Rows only: queue logic lives in `app.queue`, use cases in
 `app.services`.
 """
 
@@ -113,6 +113,23 @@ class ApiKey(Base):
     created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
     last_used_at: orm.Mapped[datetime.datetime | None]
     revoked_at: orm.Mapped[datetime.datetime | None]
+
+
+class Upload(Base):
+    """A file a user uploaded to use as a task's source; its bytes live in the storage adapter."""
+
+    __tablename__ = "uploads"
+
+    id: orm.Mapped[uuid.UUID] = orm.mapped_column(primary_key=True, default=uuid.uuid4)
+    account_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    user_id: orm.Mapped[uuid.UUID | None] = orm.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    filename: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    kind: orm.Mapped[str] = orm.mapped_column(sa.String(16))
+    mime: orm.Mapped[str] = orm.mapped_column(sa.String(100))
+    size: orm.Mapped[int] = orm.mapped_column(sa.BigInteger)
+    sha256: orm.Mapped[str] = orm.mapped_column(sa.String(64))
+    storage_key: orm.Mapped[str] = orm.mapped_column(sa.String(500))
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
 
 
 class Task(Base):

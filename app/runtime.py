@@ -1,5 +1,6 @@
 """What `create_app` builds for the queue and hands to services and entry points: the
-processor registry, the Celery app, database sessions outside requests, and wake-ups.
+processor registry, the Celery app, database sessions outside requests, artifact storage and
+wake-ups.
 """
 
 import dataclasses
@@ -11,6 +12,7 @@ import flask
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from app import storage as storage_module
 from app.queue import celery as celery_glue
 from app.queue import prepared, runner, tasks
 from processors import registry as registry_module
@@ -38,6 +40,11 @@ class Runtime:
     def sessions(self) -> orm.sessionmaker:
         """A session factory for work outside requests (workers, sweeper)."""
         return orm.sessionmaker(bind=self.engine, expire_on_commit=False)
+
+    @functools.cached_property
+    def storage(self) -> storage_module.Storage:
+        """Where artifacts and uploads are kept (a local directory or S3)."""
+        return storage_module.from_settings(self.settings)
 
     @functools.cached_property
     def autocommit_engine(self) -> sa.Engine | None:
@@ -92,6 +99,7 @@ class Runtime:
             self.wake_after_commit,
             tasks.worker_name(),
             autocommit_engine=self.autocommit_engine,
+            storage=self.storage,
         )
 
     def after_fork(self) -> None:
@@ -99,6 +107,8 @@ class Runtime:
         for name in ("engine", "autocommit_engine"):
             if self.__dict__.get(name) is not None:
                 self.__dict__[name].dispose(close=False)
+        # boto3 clients are not fork-safe: each process makes its own storage on first use.
+        self.__dict__.pop("storage", None)
 
 
 def current() -> Runtime:

@@ -8,4 +8,7 @@ BUILTIN = [
     "processors.noop:NoopProcessor",
     "processors.sleep:SleepProcessor",
     "processors.flaky:FlakyProcessor",
+    "processors.video_clip:VideoClipProcessor",
+    "processors.voice:VoiceProcessor",
+    "processors.image:ImageProcessor",
 ]

@@ -11,7 +11,9 @@ A processor is a class with:
 
 `run` reports progress with `ctx.progress(percent, stage, message)`, which also raises
 `Cancelled` once the task is cancelled; stores files with `ctx.artifact(path, kind)`; works in
-`ctx.workdir`; raises `RetryableError` or `PermanentError` (see `processors.errors`). It must
+`ctx.workdir`; gets an uploaded source file with `ctx.fetch_upload(upload_id)` (a type
+whose params refer to uploads declares them in `uploads`, so they are checked on submit);
+raises `RetryableError` or `PermanentError` (see `processors.errors`). It must
 never return a placeholder for work it could not do: raise instead.
 """
 
@@ -50,8 +52,10 @@ class Context:
         workdir: pathlib.Path,
         settings: dict | None = None,
         logger: logging.Logger | None = None,
+        uploads: dict[str, pathlib.Path] | None = None,
     ):
         self.task_id = task_id
+        self._uploads = dict(uploads or {})
         self.attempt = attempt
         self._workdir = pathlib.Path(workdir)
         self.workdir_made = False
@@ -103,6 +107,14 @@ class Context:
         }
         self.artifacts.append(item)
         return self._record_artifact(item)
+
+    def fetch_upload(self, upload_id: str) -> pathlib.Path:
+        """Return a local copy of an upload of the task's account, in the workdir.
+        Raises PermanentError if there is no such upload."""
+        path = self._uploads.get(str(upload_id))
+        if path is None:
+            raise errors.PermanentError(f"upload {upload_id} does not exist")
+        return pathlib.Path(path)
 
     def cancelled(self) -> bool:
         """Tell whether the task was asked to stop."""
@@ -170,6 +182,12 @@ class Processor:
 
     def __init__(self, policy: Policy | None = None):
         self.policy = policy or type(self).policy
+
+    @classmethod
+    def uploads(cls, params: dict) -> dict[str, tuple[str, frozenset[str]]]:
+        """Return the uploads loaded `params` refer to, as field path (`source.upload_id`) ->
+        (upload id, kinds the field accepts: video, audio, image, subtitles)."""
+        return {}
 
     @classmethod
     def load_params(cls, raw: Any) -> dict:

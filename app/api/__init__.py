@@ -4,7 +4,7 @@ SSE, and the OpenAPI spec with its docs pages (assets served from `static/vendor
 import flask
 import flask_smorest
 
-from app.api import admin, auth, errors, health, task_types, tasks
+from app.api import admin, auth, errors, health, media, task_types, tasks
 
 SPEC = {
     "API_TITLE": "Conveyor",
@@ -44,6 +44,7 @@ def init_app(app: flask.Flask, registry) -> Api:
     api.register_blueprint(tasks.blueprint)
     api.register_blueprint(task_types.blueprint)
     api.register_blueprint(task_types.typed_blueprint(registry))
+    api.register_blueprint(media.blueprint)
     app.extensions["conveyor_api"] = api
     errors.register(app)
     return api

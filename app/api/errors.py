@@ -86,9 +86,9 @@ def _http_error(exc: exceptions.HTTPException):
     if status == 422 and errors:
         message = "invalid request: " + ", ".join(sorted(errors))
     response = respond(status, message, errors)
-    for name, value in exc.get_response().headers.items() if status == 405 else ():
-        if name == "Allow":
-            response.headers["Allow"] = value
+    for name, value in exc.get_response().headers.items() if status in (405, 416) else ():
+        if name in ("Allow", "Content-Range"):
+            response.headers[name] = value
     return response
 
 

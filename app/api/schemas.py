@@ -259,3 +259,62 @@ class Handled(ma.Schema):
 class CleanupReport(ma.Schema):
     handled = ma.fields.Integer(required=True)
     tasks = ma.fields.List(ma.fields.Nested(Handled), required=True)
+
+
+class Font(ma.Schema):
+    name = ma.fields.String(required=True, metadata={"description": "use it as `font_family` in params"})
+    family = ma.fields.String(required=True)
+    license = ma.fields.String(required=True)
+    description = ma.fields.String(required=True)
+    url = ma.fields.Function(lambda f: f"/api/fonts/{f.name}", metadata={"description": "the font file"})
+
+
+class Voice(ma.Schema):
+    id = ma.fields.String(required=True, metadata={"description": "use it as `voice` in params"})
+    name = ma.fields.String(required=True)
+    provider = ma.fields.String(
+        required=True, metadata={"description": "espeak, openai or elevenlabs: use it as `provider` in params"}
+    )
+    language = ma.fields.String(allow_none=True)
+    gender = ma.fields.String(allow_none=True)
+
+
+class VoiceList(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(Voice), required=True)
+    problems = ma.fields.List(
+        ma.fields.String(),
+        required=True,
+        metadata={"description": "each provider whose voices could not be listed, with why"},
+    )
+
+
+class UploadForm(ma.Schema):
+    file = ma.fields.Raw(
+        required=True,
+        metadata={"type": "string", "format": "binary", "description": "the file; its content decides its kind"},
+    )
+
+
+class Upload(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    filename = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True, metadata={"description": "video, audio, image or subtitles"})
+    mime = ma.fields.String(required=True)
+    size = ma.fields.Integer(required=True)
+    sha256 = ma.fields.String(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    source = ma.fields.Function(
+        lambda u: {"upload_id": str(u.id)},
+        metadata={"description": "use it as a task's `source` param", "type": "object"},
+    )
+    url = ma.fields.Function(lambda u: f"/api/uploads/{u.id}/file")
+
+
+class UploadPage(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(Upload), required=True)
+    meta = ma.fields.Nested(PageMeta, required=True)
+
+
+class PageQuery(Query):
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100000))
+    page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))

@@ -7,7 +7,7 @@ import flask
 import flask_smorest
 
 from app import runtime
-from app.api import auth, schemas, stream
+from app.api import auth, files, schemas, stream
 from app.api.errors import ErrorSchema
 from app.extensions import db
 from app.services import tasks as task_service
@@ -197,11 +197,6 @@ def artifacts(task_id: str):
 @blueprint.doc(responses={"200": {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}})
 def download(task_id: str, artifact_id: str):
     """Download an artifact (HTTP Range supported, so a browser can seek in a video)"""
-    artifact, path = task_service.artifact_file(task_id, artifact_id, auth.caller().account_id)
-    return flask.send_file(
-        path,
-        mimetype=artifact.mime or "application/octet-stream",
-        download_name=artifact.name,
-        conditional=True,
-        max_age=0,
-    )
+    artifact = task_service.artifact(task_id, artifact_id, auth.caller().account_id)
+    store = runtime.current().storage
+    return files.send(store, artifact.storage_key, artifact.mime, artifact.name, f"{artifact.id}-{artifact.size}")

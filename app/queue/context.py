@@ -1,17 +1,19 @@
 """The durable processor context: progress, logs and artifacts of the live attempt become
-rows and events, each write fenced by the attempt number.
+rows and events, each write fenced by the attempt number; artifact files go to the storage
+adapter under `tasks/<task>/<attempt>/<name>`, and uploads come from it.
 """
 
-import shutil
+import pathlib
 import time
 import uuid
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app import models
+from app import models, storage
 from app.queue import errors, lifecycle
 from processors import base
+from processors import errors as processor_errors
 
 # At most this many progress writes a second; a new stage and 100% are always written.
 PROGRESS_WRITES_PER_SECOND = 4
@@ -26,15 +28,17 @@ class DurableContext(base.Context):
         task_id: uuid.UUID,
         attempt: int,
         workdir,
-        artifact_dir,
+        store: storage.Storage,
+        account_id: uuid.UUID | None = None,
         settings: dict | None = None,
     ):
         super().__init__(str(task_id), attempt, workdir, settings)
         self.id = task_id
+        self.account_id = account_id
         self.stale = False
         self._session_factory = session_factory
         self._opened: orm.Session | None = None
-        self._artifact_dir = artifact_dir
+        self._storage = store
         self._last_write = 0.0
         self._last_stage: str | None = None
 
@@ -77,19 +81,39 @@ class DurableContext(base.Context):
     def _record_log(self, message: str, data: dict) -> None:
         self._write(_fenced_event, "log", {"message": message[:2000], **data})
 
+    def fetch_upload(self, upload_id: str) -> pathlib.Path:
+        """Copy an upload of the task's account into the workdir and return its path."""
+        try:
+            wanted = uuid.UUID(str(upload_id))
+        except ValueError:
+            raise processor_errors.PermanentError(f"upload {upload_id!r} is not an upload id") from None
+        upload = self._session.execute(
+            sa.select(models.Upload.id, models.Upload.account_id, models.Upload.storage_key).where(
+                models.Upload.id == wanted
+            )
+        ).first()
+        self._session.rollback()  # end the read transaction; the values are plain now
+        if upload is None or upload.account_id != self.account_id:
+            raise processor_errors.PermanentError(f"upload {upload_id} does not exist (deleted?)")
+        target = self.workdir / "uploads" / f"{upload.id}{pathlib.PurePath(upload.storage_key).suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._storage.fetch(upload.storage_key, target)
+        except storage.errors.Missing:
+            raise processor_errors.PermanentError(f"the file of upload {upload_id} is missing") from None
+        return target
+
     def _record_artifact(self, item: dict) -> dict:
         self.check()  # a stale or cancelled attempt stores nothing
-        target_dir = self._artifact_dir / str(self.id) / str(self.attempt)
-        target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / item["name"]
-        shutil.copyfile(item["path"], target)
+        key = f"tasks/{self.id}/{self.attempt}/{item['name']}"
+        self._storage.put_file(key, item["path"], mime=item["mime"])
         artifact = models.Artifact(
             id=uuid.uuid4(),
             task_id=self.id,
             attempt=self.attempt,
             kind=item["kind"],
             name=item["name"],
-            storage_key=str(target.relative_to(self._artifact_dir)),
+            storage_key=key,
             mime=item["mime"],
             size=item["size"],
             meta=item["metadata"],

@@ -275,3 +275,14 @@ def describe_error(exc: BaseException, traceback_text: str | None = None) -> dic
     if traceback_text:
         error["traceback"] = traceback_text[-4000:]
     return error
+
+
+def drop_artifacts_before(session: orm.Session, task_id: uuid.UUID, attempt: int) -> list[str]:
+    """Delete the artifact rows of a task's attempts before `attempt`; return their storage keys
+    (the caller deletes the files after the commit)."""
+    rows = session.execute(
+        sa.delete(models.Artifact)
+        .where(models.Artifact.task_id == task_id, models.Artifact.attempt < attempt)
+        .returning(models.Artifact.storage_key)
+    )
+    return [row.storage_key for row in rows]

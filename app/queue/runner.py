@@ -29,6 +29,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from app import storage as storage_module
 from app.queue import context as context_module
 from app.queue import control, errors, lifecycle
 from processors import errors as processor_errors
@@ -53,8 +54,10 @@ class Runner:
         wake: Wake,
         worker: str,
         autocommit_engine: sa.Engine | None = None,
+        storage: storage_module.Storage | None = None,
     ):
         self.session_factory = session_factory
+        self.storage = storage or storage_module.from_settings(settings)
         self.autocommit_engine = autocommit_engine
         self._hot: sa.Connection | None = None
         self.registry = registry
@@ -63,7 +66,6 @@ class Runner:
         self.worker = worker
         var = pathlib.Path(settings["CONVEYOR_VAR_DIR"])
         self.work_dir = var / "work"
-        self.artifact_dir = var / "artifacts"
         self._limited: frozenset[str] = frozenset()
         self._limits_read = float("-inf")
         self._watching: Watcher | None = None
@@ -106,8 +108,10 @@ class Runner:
         policy = self.registry.policy(row.type)
         workdir = self.work_dir / str(row.id) / str(row.attempt)
         ctx = context_module.DurableContext(
-            self.session_factory, row.id, row.attempt, workdir, self.artifact_dir, self.settings
+            self.session_factory, row.id, row.attempt, workdir, self.storage, row.account_id, self.settings
         )
+        if row.attempt > 1:
+            self._drop_earlier_artifacts(row)
         watch = self._watcher().watch(row, ctx, policy)
         try:
             outcome = self._execute(row, ctx, policy)
@@ -117,6 +121,14 @@ class Runner:
             ctx.close()
             if ctx.workdir_made:
                 shutil.rmtree(workdir.parent, ignore_errors=True)
+
+    def _drop_earlier_artifacts(self, row) -> None:
+        """A retry replaces what earlier attempts stored: remove their artifact rows and files."""
+        with self.session_factory() as session:
+            keys = lifecycle.drop_artifacts_before(session, row.id, row.attempt)
+            session.commit()
+        for key in keys:
+            self.storage.delete(key)
 
     def _watcher(self) -> "Watcher":
         # Started on first use, in the process that runs tasks (after the pool's fork).

@@ -61,7 +61,15 @@ def eligible(t: sa.Table, pool: str | None, now) -> list:
 
 
 # What a claim returns: all a runner needs, and no more (each column costs a conversion).
-CLAIMED = (tasks.c.id, tasks.c.type, tasks.c.pool, tasks.c.params, tasks.c.attempt, tasks.c.max_attempts)
+CLAIMED = (
+    tasks.c.id,
+    tasks.c.type,
+    tasks.c.pool,
+    tasks.c.params,
+    tasks.c.attempt,
+    tasks.c.max_attempts,
+    tasks.c.account_id,
+)
 
 
 @functools.cache

@@ -32,3 +32,17 @@ class Conflict(ServiceError):
 
     status = 409
     code = "conflict"
+
+
+class TooLarge(ServiceError):
+    """The upload is larger than the limit."""
+
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMedia(ServiceError):
+    """The file is no kind this platform accepts."""
+
+    status = 415
+    code = "unsupported_media_type"

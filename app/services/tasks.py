@@ -2,8 +2,6 @@
 delete, and read events and artifacts."""
 
 import datetime
-import pathlib
-import shutil
 import statistics
 import uuid
 
@@ -13,7 +11,8 @@ from app import models, runtime
 from app.extensions import db
 from app.queue import errors as queue_errors
 from app.queue import lifecycle, sql
-from app.services import errors
+from app.services import errors, uploads
+from processors import base
 from processors import errors as processor_errors
 
 
@@ -33,6 +32,7 @@ def submit(
     conveyor = runtime.current()
     if parent_id is not None:
         get(parent_id, account_id)
+    _check_uploads(conveyor.registry, type, params, account_id)
     fields = {
         "type": type,
         "params": params,
@@ -67,6 +67,21 @@ def submit(
         else:
             conveyor.nudge_after_commit(task.pool)
     return task, created
+
+
+def _check_uploads(registry, type: str, params: dict | None, account_id: uuid.UUID) -> None:
+    """Refuse params that refer to uploads the account does not have (types that take none
+    skip this: the hook is only called when a type overrides it)."""
+    if type not in registry:
+        return  # the submit itself reports the unknown type
+    cls = registry.processor_class(type)
+    if cls.uploads.__func__ is base.Processor.uploads.__func__:
+        return
+    try:
+        loaded = cls.load_params(params)
+    except processor_errors.InvalidParams as exc:
+        raise errors.Invalid("invalid params", {"params": exc.errors}) from exc
+    uploads.check_references(cls.uploads(loaded), account_id)
 
 
 def get(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> models.Task:
@@ -213,23 +228,17 @@ def artifacts(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> list[mo
     return list(db.session.scalars(query))
 
 
-def artifact_file(
-    task_id: uuid.UUID | str, artifact_id: uuid.UUID | str, account_id: uuid.UUID | None
-) -> tuple[models.Artifact, pathlib.Path]:
-    """Return an artifact of the task and the path of its stored file. Raises NotFound."""
+def artifact(task_id: uuid.UUID | str, artifact_id: uuid.UUID | str, account_id: uuid.UUID | None) -> models.Artifact:
+    """Return an artifact of the task. Raises NotFound."""
     task = get(task_id, account_id)
     try:
         artifact_id = uuid.UUID(str(artifact_id))
     except ValueError:
         raise errors.NotFound("no such artifact") from None
-    artifact = db.session.get(models.Artifact, artifact_id)
-    if artifact is None or artifact.task_id != task.id:
+    found = db.session.get(models.Artifact, artifact_id)
+    if found is None or found.task_id != task.id:
         raise errors.NotFound("no such artifact")
-    root = _artifact_root()
-    path = (root / artifact.storage_key).resolve()
-    if root.resolve() not in path.parents or not path.is_file():
-        raise errors.NotFound("the artifact's file is missing")
-    return artifact, path
+    return found
 
 
 def delete(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> None:
@@ -246,11 +255,7 @@ def delete(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> None:
     db.session.delete(task)
     db.session.commit()
     # Files go after the commit: a failed delete leaves rows that still point at their files.
-    shutil.rmtree(_artifact_root() / str(task.id), ignore_errors=True)
-
-
-def _artifact_root() -> pathlib.Path:
-    return pathlib.Path(runtime.current().settings["CONVEYOR_VAR_DIR"]) / "artifacts"
+    runtime.current().storage.delete_prefix(f"tasks/{task.id}/")
 
 
 def cancel(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> str:

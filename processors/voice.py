@@ -1,0 +1,161 @@
+"""`voice`: text to narrated audio with captions.
+
+The text is split at sentence ends; each sentence is spoken on its own by the chosen provider
+(espeak-ng, the default that needs no key; OpenAI-compatible TTS; ElevenLabs) and normalised
+to one WAV format, so its exact duration is known. The pieces are joined and encoded to mp3,
+wav or ogg with ffmpeg; the result's duration is measured with ffprobe. Caption cues are the
+sentences, timed by the measured durations, so they follow the audio rather than a guess.
+"""
+
+import json
+
+import marshmallow
+from marshmallow import validate
+
+from processors import base, captions, errors
+from processors.policy import Policy
+from processors.providers import elevenlabs_api, espeak, ffmpeg, openai_api
+
+MAX_CHARS = 20_000
+SENTENCE_CHARS = 300  # longer sentences are split at spaces (TTS quality drops past this)
+PROVIDERS = ("espeak", "openai", "elevenlabs")
+DEFAULT_VOICES = {"espeak": "en-us", "openai": "alloy", "elevenlabs": "21m00Tcm4TlvDq8ikWAM"}
+MIME = {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg"}
+PIECE_RATE = 24_000  # every piece is resampled to this, mono, before joining
+
+
+class Params(marshmallow.Schema):
+    text = marshmallow.fields.String(required=True, validate=validate.Length(min=1, max=MAX_CHARS))
+    provider = marshmallow.fields.String(
+        load_default="espeak",
+        validate=validate.OneOf(PROVIDERS),
+        metadata={"description": "espeak (local, no key), openai or elevenlabs; see GET /api/voices"},
+    )
+    voice = marshmallow.fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "a voice id of the provider from GET /api/voices (default: the provider's first)"},
+    )
+    language = marshmallow.fields.String(
+        load_default=None,
+        validate=validate.Regexp(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"),
+        metadata={"description": "language of the text; with espeak and no voice it picks the voice"},
+    )
+    rate = marshmallow.fields.Float(
+        load_default=1.0, validate=validate.Range(min=0.5, max=2.0), metadata={"description": "speed, 1.0 is normal"}
+    )
+    pitch = marshmallow.fields.Integer(
+        load_default=None, validate=validate.Range(min=0, max=99), metadata={"description": "espeak only: 0-99"}
+    )
+    format = marshmallow.fields.String(load_default="mp3", validate=validate.OneOf(tuple(MIME)))
+    captions = marshmallow.fields.Boolean(load_default=True, metadata={"description": "write SRT and VTT captions"})
+
+    @marshmallow.validates_schema
+    def _pitch_needs_espeak(self, data: dict, **kwargs) -> None:
+        if data.get("pitch") is not None and data.get("provider", "espeak") != "espeak":
+            raise marshmallow.ValidationError("only the espeak provider takes a pitch", "pitch")
+
+
+class VoiceProcessor(base.Processor):
+    """Speak each sentence, join, encode, measure, and caption by the measured times."""
+
+    type = "voice"
+    endpoint = "voice-generation"
+    description = "Text to speech (espeak-ng, OpenAI-compatible or ElevenLabs) with SRT/VTT captions."
+    Params = Params
+    providers = ("espeak", "ffmpeg", "ffprobe")
+    policy = Policy(max_attempts=3, backoff_base=5, soft_timeout=900, hard_timeout=960, pool="io", estimate=20)
+
+    def run(self, params: dict, ctx: base.Context) -> dict:
+        provider = params["provider"]
+        voice = params["voice"] or _default_voice(provider, params["language"])
+        pieces = captions.sentences(params["text"], SENTENCE_CHARS)
+        ctx.progress(5, "splitting", f"{len(pieces)} sentences")
+        timed = self._speak_all(pieces, provider, voice, params, ctx)
+        ctx.progress(85, "joining")
+        joined = ffmpeg.concat_audio([path for path, _ in timed], ctx.workdir / "joined.wav", ctx)
+        ctx.progress(90, "encoding", params["format"])
+        audio = ffmpeg.to_audio(joined, ctx.workdir / f"voice.{params['format']}", params["format"], ctx)
+        duration = ffmpeg.probe(audio).duration
+        cues = _cues(pieces, [seconds for _, seconds in timed])
+        meta = {"provider": provider, "voice": voice, "rate": params["rate"], "duration": duration}
+        stored = ctx.artifact(audio, "audio", MIME[params["format"]], meta)
+        names = self._captions(cues, params, ctx) if params["captions"] else []
+        ctx.progress(100, "done")
+        return {
+            "audio": audio.name,
+            "artifact": stored.get("id"),
+            "duration": duration,
+            "format": params["format"],
+            "provider": provider,
+            "voice": voice,
+            "sentences": len(pieces),
+            "characters": len(params["text"]),
+            "captions": names,
+        }
+
+    def _speak_all(self, pieces: list[str], provider: str, voice: str, params: dict, ctx) -> list[tuple]:
+        timed = []
+        for index, piece in enumerate(pieces, 1):
+            raw = _speak(provider, piece, voice, params, ctx, ctx.workdir / f"piece-{index:04d}")
+            normal = _normalise(raw, ctx.workdir / f"piece-{index:04d}.norm.wav", ctx)
+            timed.append((normal, ffmpeg.probe(normal).duration))
+            ctx.progress(10 + 70 * index / len(pieces), "speaking", f"sentence {index} of {len(pieces)}")
+        return timed
+
+    def _captions(self, cues: list[captions.Cue], params: dict, ctx) -> list[str]:
+        srt = ctx.workdir / "voice.srt"
+        srt.write_text(captions.to_srt(cues), encoding="utf-8")
+        vtt = ctx.workdir / "voice.vtt"
+        vtt.write_text(captions.to_vtt(cues), encoding="utf-8")
+        cue_file = ctx.workdir / "cues.json"
+        cue_file.write_text(json.dumps([cue.__dict__ for cue in cues], indent=1))
+        ctx.artifact(srt, "captions", "application/x-subrip", {"format": "srt", "cues": len(cues)})
+        ctx.artifact(vtt, "captions", "text/vtt", {"format": "vtt", "cues": len(cues)})
+        return [srt.name, vtt.name]
+
+
+def _default_voice(provider: str, language: str | None) -> str:
+    if provider == "espeak" and language:
+        return language.lower()  # espeak-ng names its voices by language ("en-us", "de", "fr")
+    return DEFAULT_VOICES[provider]
+
+
+def _speak(provider: str, text: str, voice: str, params: dict, ctx, stem):
+    """Speak one piece with the provider; return the file written (its format varies)."""
+    if provider == "espeak":
+        wpm = round(175 * params["rate"])
+        pitch = 50 if params["pitch"] is None else params["pitch"]
+        return espeak.speak(text, voice, stem.with_suffix(".wav"), rate_wpm=wpm, pitch=pitch, ctx=ctx)
+    if provider == "openai":
+        out = stem.with_suffix(".wav")
+        openai_api.speak(ctx.settings, text, voice, out, speed=params["rate"], response_format="wav", ctx=ctx)
+        return out
+    out = stem.with_suffix(".mp3")
+    elevenlabs_api.speak(ctx.settings, text, voice, out, ctx=ctx)
+    if params["rate"] != 1.0:  # ElevenLabs has no speed parameter: change tempo, keep pitch
+        return _tempo(out, stem.with_suffix(".tempo.wav"), params["rate"], ctx)
+    return out
+
+
+def _tempo(src, dst, rate: float, ctx):
+    command = ffmpeg.Command().input(src).output(dst, af=f"atempo={rate:.3f}", ac=1)
+    ffmpeg.run(command, ctx)
+    return dst
+
+
+def _normalise(src, dst, ctx):
+    """Resample a piece to mono 16-bit PCM at PIECE_RATE, so pieces join without a seam."""
+    command = ffmpeg.Command().input(src).output(dst, ac=1, ar=PIECE_RATE, **{"c:a": "pcm_s16le"})
+    ffmpeg.run(command, ctx)
+    if not dst.is_file() or dst.stat().st_size <= 44:
+        raise errors.RetryableError("the speech provider returned no audio")
+    return dst
+
+
+def _cues(pieces: list[str], durations: list[float]) -> list[captions.Cue]:
+    cues, start = [], 0.0
+    for text, seconds in zip(pieces, durations, strict=True):
+        cues.append(captions.Cue(round(start, 3), round(start + seconds, 3), text))
+        start += seconds
+    return cues
