@@ -109,7 +109,9 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "S3_REGION": (_str, "us-east-1"),
     "S3_ACCESS_KEY_ID": (_str, None),
     "S3_SECRET_ACCESS_KEY": (_str, None),
-    "CONVEYOR_ALLOW_PRIVATE_URLS": (_int(0, 1), 0),
+    # Source URLs on private, loopback or link-local addresses: refused on servers, allowed on
+    # the embedded default, which runs on one person's machine.
+    "CONVEYOR_ALLOW_PRIVATE_URLS": (_int(0, 1), lambda env: int(is_embedded(env))),
     "CONVEYOR_SOURCE_MAX_SECONDS": (_float(1, 86400), 3 * 3600.0),
     "CONVEYOR_SOURCE_MAX_BYTES": (_int(1, 2**40), 2 * 2**30),
     "CONVEYOR_PROVIDER_RETRIES": (_int(0, 10), 3),

@@ -277,20 +277,23 @@ def checked(name: str, figures: dict) -> dict:
 
 def cpu_seconds(server: throughput.Worker, database) -> dict[str, float]:
     """CPU seconds used so far by the server's processes (its process group: master and
-    workers) and by its PostgreSQL backends (found by their application_name)."""
+    workers, every thread) and by its PostgreSQL backends (found by their application_name)."""
     with database.cursor() as cursor:
         cursor.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app_name(server.name),))
         backends = {row[0] for row in cursor}
-    used = {"server_cpu": 0, "postgres_cpu": 0}
-    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+    used = {"server_cpu": 0.0, "postgres_cpu": 0.0}
+    for process in pathlib.Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            ticks = int(fields[11]) + int(fields[12])  # utime and stime (fields 14 and 15 of stat)
-            if int(fields[2]) == server.process.pid:  # the process group (field 5)
-                used["server_cpu"] += ticks
-            elif int(stat.parent.name) in backends:
-                used["postgres_cpu"] += ticks
-    return {key: ticks / os.sysconf("SC_CLK_TCK") for key, ticks in used.items()}
+            if int((process / "stat").read_text().rsplit(")", 1)[1].split()[2]) == server.process.pid:
+                used["server_cpu"] += sum(on_cpu(thread) for thread in (process / "task").iterdir())
+            elif int(process.name) in backends:
+                used["postgres_cpu"] += on_cpu(process)
+    return used
+
+
+def on_cpu(task: pathlib.Path) -> float:
+    """Seconds a thread has run, in nanoseconds in /proc (stat's utime and stime count 10 ms ticks)."""
+    return int((task / "schedstat").read_text().split()[0]) / 1e9
 
 
 def app_name(server_name: str) -> str:

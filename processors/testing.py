@@ -52,6 +52,7 @@ def check(
     *,
     cancel_params: dict | None = None,
     settings: dict | None = None,
+    uploads: dict | None = None,
 ) -> None:
     """Check every contract rule on `cls`; raise AssertionError at the first one it breaks.
 
@@ -61,14 +62,15 @@ def check(
     cancel_params: params for a run that takes a while, used to check that the processor
         raises Cancelled after `ctx.cancel()`; None skips the check (for instant types).
     settings: the `ctx.settings` the runs see.
+    uploads: upload id -> local file, what `ctx.fetch_upload` returns in the runs.
     """
     check_contract(cls)
     check_policy(cls)
     check_schema(cls, valid_params, invalid_params)
     if run:
-        check_run(cls, valid_params, settings=settings)
+        check_run(cls, valid_params, settings=settings, uploads=uploads)
     if run and cancel_params is not None:
-        check_cancel(cls, cancel_params, settings=settings)
+        check_cancel(cls, cancel_params, settings=settings, uploads=uploads)
 
 
 def describe(cls: Any) -> str:
@@ -256,7 +258,9 @@ def _workdir() -> Iterator[pathlib.Path]:
         yield pathlib.Path(path)
 
 
-def check_run(cls: type, params: dict, *, settings: dict | None = None, timeout: float = RUN_TIMEOUT) -> Any:
+def check_run(
+    cls: type, params: dict, *, settings: dict | None = None, uploads: dict | None = None, timeout: float = RUN_TIMEOUT
+) -> Any:
     """Run `cls` once on `params` and check that it classes its errors and returns JSON.
 
     Return the result dict, or the ProcessorError that run raised (a correctly classed
@@ -264,7 +268,7 @@ def check_run(cls: type, params: dict, *, settings: dict | None = None, timeout:
     """
     loaded = stored_params(cls, params)
     with _workdir() as workdir:
-        attempt = _Attempt(cls, loaded, base.Context(TASK_ID, 1, workdir, settings))
+        attempt = _Attempt(cls, loaded, base.Context(TASK_ID, 1, workdir, settings, uploads=uploads))
         attempt.start()
         attempt.join(timeout)
         if attempt.is_alive():
@@ -313,6 +317,7 @@ def check_cancel(
     params: dict,
     *,
     settings: dict | None = None,
+    uploads: dict | None = None,
     within: float = CANCEL_WITHIN,
     start_wait: float = START_WAIT,
 ) -> None:
@@ -323,7 +328,7 @@ def check_cancel(
     """
     loaded = stored_params(cls, params)
     with _workdir() as workdir:
-        ctx = _CancelOnReport(TASK_ID, 1, workdir, settings)
+        ctx = _CancelOnReport(TASK_ID, 1, workdir, settings, uploads=uploads)
         attempt = _Attempt(cls, loaded, ctx)
         attempt.start()
         ctx.reported.wait(start_wait)

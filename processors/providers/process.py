@@ -17,7 +17,7 @@ REAP_WAIT = 2.0  # seconds to let killed group members finish dying
 
 
 def kill_group(process: subprocess.Popen, grace: float = 1.0) -> None:
-    """Stop a child's process group: SIGTERM, then SIGKILL after `grace` seconds; reap the child."""
+    """Stop a child's process group: SIGTERM, then SIGKILL after `grace` s; reap it, wait for the rest."""
     _signal_group(process.pid, signal.SIGTERM)
     try:
         process.wait(grace)
@@ -25,6 +25,8 @@ def kill_group(process: subprocess.Popen, grace: float = 1.0) -> None:
         pass
     # Also after a clean exit of the leader: anything it left in the group must go too.
     _signal_group(process.pid, signal.SIGKILL)
+    if process.poll() is None:
+        process.kill()  # not a group leader after all (started without start_new_session)
     process.wait()
     _wait_empty(process.pid, REAP_WAIT)
 

@@ -14,14 +14,43 @@ from app import config
 from processors import base, errors, registry, testing
 from processors.policy import Policy
 from processors.sleep import SleepProcessor
+from tests import media
+from tests.fakes import openai_server
 
 # Every built-in type's params for the kit: valid, invalid, and for a run that takes a while
 # (None for types whose run is instant).
+SOURCE_ID = "00000000-0000-4000-8000-000000000001"
 CASES = {
     "noop": {"valid": {"echo": {"a": [1, 2]}}, "invalid": {"unknown": 1}, "cancel": None},
     "sleep": {"valid": {"seconds": 0.05}, "invalid": {"seconds": -1}, "cancel": {"seconds": 30}},
     "flaky": {"valid": {"times": 0}, "invalid": {"error": "sometimes"}, "cancel": None},
+    "voice": {
+        "valid": {"text": "One short sentence. And another one.", "format": "wav"},
+        "invalid": {"text": "hi", "format": "flac"},
+        "cancel": {"text": "A sentence that takes a while to say out loud. " * 40},
+    },
+    "image": {
+        "valid": {"prompt": "a red bicycle", "n": 2},
+        "invalid": {"prompt": "a red bicycle", "size": "10x10"},
+        "cancel": {"prompt": "a red bicycle", "n": 4},
+    },
+    "video_clip": {
+        "valid": {"source": {"upload_id": SOURCE_ID}, "max_clips": 1, "min_s": 2, "max_s": 3, "aspect": "1:1"},
+        "invalid": {"source": {"upload_id": SOURCE_ID}, "min_s": 30, "max_s": 10},
+        "cancel": {"source": {"upload_id": SOURCE_ID}, "min_s": 2, "max_s": 3},
+    },
 }
+
+
+@pytest.fixture(scope="module")
+def contract_world(tmp_path_factory):
+    """What the media types need to run: settings with a fake OpenAI server, and an upload."""
+    folder = tmp_path_factory.mktemp("contract")
+    cues = [(0.2, 1.8, "First caption"), (2.0, 3.8, "Second caption"), (4.0, 5.8, "Third caption")]
+    source = media.make_video(folder / "source.mp4", 6, size=(320, 240), speech_text="Hello there.", subtitles=cues)
+    with openai_server.OpenAIServer() as server:
+        settings = config.load({"CONVEYOR_VAR_DIR": str(folder / "var")}, server.settings())
+        yield {"settings": settings, "uploads": {SOURCE_ID: source}}
 
 
 def builtin_classes() -> list[type]:
@@ -36,11 +65,11 @@ def test_every_builtin_type_has_a_case():
 
 
 @pytest.mark.parametrize("path", processors.BUILTIN)
-def test_builtin_keeps_the_contract(path):
+def test_builtin_keeps_the_contract(path, contract_world):
     cls = registry.import_path(path)
     case = CASES.get(cls.type)
     assert case is not None, f"built-in type {cls.type!r} has no entry in CASES"
-    testing.check(cls, case["valid"], case["invalid"], cancel_params=case["cancel"])
+    testing.check(cls, case["valid"], case["invalid"], cancel_params=case["cancel"], **contract_world)
 
 
 def test_check_run_returns_the_result_or_the_classed_error():
