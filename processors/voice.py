@@ -25,7 +25,11 @@ PIECE_RATE = 24_000  # every piece is resampled to this, mono, before joining
 
 
 class Params(marshmallow.Schema):
-    text = marshmallow.fields.String(required=True, validate=validate.Length(min=1, max=MAX_CHARS))
+    text = marshmallow.fields.String(
+        required=True,
+        # Whitespace alone splits into no sentences at all, so there would be nothing to join.
+        validate=[validate.Length(min=1, max=MAX_CHARS), validate.Regexp(r"\s*\S", error="there is no text to speak")],
+    )
     provider = marshmallow.fields.String(
         load_default="espeak",
         validate=validate.OneOf(PROVIDERS),

@@ -12,6 +12,19 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 
+# The media tests run the real ffmpeg and espeak-ng: install them when missing and we may.
+missing=()
+for tool in ffmpeg espeak-ng; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" || {
+      apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"; }
+  else
+    echo "the tests need: ${missing[*]} (apt install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
 # PostgreSQL and Redis on 127.0.0.1, as the tests expect; start them if they are only stopped.
 # (Not needed for `--backend embedded`, which runs on SQLite and the filesystem broker.)
 case " $* " in *" --backend embedded "*|*" --backend=embedded "*) embedded_only=1 ;; *) embedded_only=0 ;; esac
