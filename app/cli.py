@@ -284,6 +284,9 @@ def _follow(task_id) -> int:
         click.echo("", err=True)
         task = task_service.get(task_id, None)
         click.echo(json.dumps(task.result, indent=2, default=str))
+        found = task_service.artifacts(task_id, None)
+        if found:
+            click.echo(f"{len(found)} artifacts; copy them with: manage.py tasks download {task_id}", err=True)
         return 0
     click.echo("", err=True)
     reason = (final or {}).get("error", {}).get("message") or (final or {}).get("reason") or ""
@@ -367,6 +370,26 @@ def retry(task_id) -> None:
     except errors.ServiceError as exc:
         _fail(exc)
     click.echo(f"requeued {task.id}")
+
+
+@tasks_group.command("download")
+@click.argument("task_id")
+@click.option("--to", "folder", type=click.Path(file_okay=False), default=".", help="Folder (default: here).")
+@with_appcontext
+def download(task_id, folder) -> None:
+    """Copy a task's artifacts into a folder."""
+    target = pathlib.Path(folder) / str(task_id)
+    try:
+        found = task_service.artifacts(task_id, None)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    if not found:
+        _fail(errors.NotFound("the task has no artifacts"))
+    target.mkdir(parents=True, exist_ok=True)
+    store = runtime.current().storage
+    for artifact in found:
+        size = store.fetch(artifact.storage_key, target / artifact.name)
+        click.echo(f"{target / artifact.name}  ({artifact.kind}, {size} bytes)")
 
 
 # --- queue -----------------------------------------------------------------------------------

@@ -277,11 +277,13 @@ def checked(name: str, figures: dict) -> dict:
 
 def cpu_seconds(server: throughput.Worker, database) -> dict[str, float]:
     """CPU seconds used so far by the server's processes (its process group: master and
-    workers, every thread) and by its PostgreSQL backends (found by their application_name)."""
+    workers, every thread) and by its PostgreSQL backends (found by their application_name;
+    a backend that exits takes its count along), and the sessions the database has had."""
     with database.cursor() as cursor:
         cursor.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app_name(server.name),))
         backends = {row[0] for row in cursor}
-    used = {"server_cpu": 0.0, "postgres_cpu": 0.0}
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        used = {"server_cpu": 0.0, "postgres_cpu": 0.0, "sessions": cursor.fetchone()[0]}
     for process in pathlib.Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
             if int((process / "stat").read_text().rsplit(")", 1)[1].split()[2]) == server.process.pid:
@@ -312,6 +314,7 @@ def summarize(phases: list[dict]) -> dict:
     summary["client_cpu"] = sum(figures["client_cpu"] for figures in phases) / count * 1000
     for cpu in ("server_cpu", "postgres_cpu"):
         summary[cpu] = sum(figures.get(cpu, 0.0) for figures in phases) / count * 1000
+    summary["sessions"] = sum(figures.get("sessions", 0) for figures in phases)
     return summary
 
 
@@ -320,12 +323,13 @@ def report(phases: dict[str, list[dict]]) -> bool:
     summaries = {name: summarize(phases[name]) for name in SERVERS}
     print(
         f"\n{'server':<10}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        "   CPU ms/request: gunicorn  postgres  client"
+        "   CPU ms/request: gunicorn  postgres  client   PG sessions opened"
     )
     for name, s in summaries.items():
         print(
             f"{name:<10}{s['requests']:>9}{s['rate']:>9.1f}{s['p50']:>9.2f}{s['p95']:>9.2f}{s['p99']:>9.2f}"
             f"{s['max']:>9.1f}{'':>18}{s['server_cpu']:>8.2f}{s['postgres_cpu']:>10.2f}{s['client_cpu']:>8.2f}"
+            f"{s['sessions']:>21}"
         )
     ratio = summaries["conveyor"]["rate"] / summaries["minimal"]["rate"]
     p99 = summaries["conveyor"]["p99"]
