@@ -253,9 +253,9 @@ def measure(servers: dict, requests: dict, database, args: argparse.Namespace) -
     sizes = [args.requests // args.rounds + (1 if i < args.requests % args.rounds else 0) for i in range(args.rounds)]
     for number, size in enumerate(sizes):
         for name in SERVERS if number % 2 == 0 else SERVERS[::-1]:
-            before = cpu_seconds(servers[name], database)
+            before = usage(servers[name], database)
             figures = checked(name, phase(servers[name].port, requests[name], args.clients, size))
-            figures.update({k: v - before[k] for k, v in cpu_seconds(servers[name], database).items()})
+            figures.update({k: v - before[k] for k, v in usage(servers[name], database).items()})
             phases[name].append(figures)
             summary = summarize([figures])
             print(
@@ -275,32 +275,22 @@ def checked(name: str, figures: dict) -> dict:
     return figures
 
 
-def cpu_seconds(server: throughput.Worker, database) -> dict[str, float]:
+def usage(server: throughput.Worker, database) -> dict[str, float]:
     """CPU seconds used so far by the server's processes (its process group: master and
-    workers, every thread) and by its PostgreSQL backends (found by their application_name;
-    a backend that exits takes its count along), and the sessions the database has had."""
+    workers, every thread), and the sessions the database has had (connections opened)."""
     with database.cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app_name(server.name),))
-        backends = {row[0] for row in cursor}
         cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
-        used = {"server_cpu": 0.0, "postgres_cpu": 0.0, "sessions": cursor.fetchone()[0]}
+        used = {"server_cpu": 0.0, "sessions": cursor.fetchone()[0]}
     for process in pathlib.Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
             if int((process / "stat").read_text().rsplit(")", 1)[1].split()[2]) == server.process.pid:
                 used["server_cpu"] += sum(on_cpu(thread) for thread in (process / "task").iterdir())
-            elif int(process.name) in backends:
-                used["postgres_cpu"] += on_cpu(process)
     return used
 
 
 def on_cpu(task: pathlib.Path) -> float:
-    """Seconds a thread has run, in nanoseconds in /proc (stat's utime and stime count 10 ms ticks)."""
+    """Seconds a thread has run: schedstat counts nanoseconds (stat's utime and stime, 10 ms ticks)."""
     return int((task / "schedstat").read_text().split()[0]) / 1e9
-
-
-def app_name(server_name: str) -> str:
-    """The application_name a server's database connections carry (libpq reads PGAPPNAME)."""
-    return f"api-bench-{server_name}"
 
 
 def summarize(phases: list[dict]) -> dict:
@@ -312,8 +302,7 @@ def summarize(phases: list[dict]) -> dict:
         summary[f"p{q}"] = throughput.percentile(latencies, q) * 1000
     summary["max"] = max(latencies) * 1000
     summary["client_cpu"] = sum(figures["client_cpu"] for figures in phases) / count * 1000
-    for cpu in ("server_cpu", "postgres_cpu"):
-        summary[cpu] = sum(figures.get(cpu, 0.0) for figures in phases) / count * 1000
+    summary["server_cpu"] = sum(figures.get("server_cpu", 0.0) for figures in phases) / count * 1000
     summary["sessions"] = sum(figures.get("sessions", 0) for figures in phases)
     return summary
 
@@ -323,13 +312,12 @@ def report(phases: dict[str, list[dict]]) -> bool:
     summaries = {name: summarize(phases[name]) for name in SERVERS}
     print(
         f"\n{'server':<10}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        "   CPU ms/request: gunicorn  postgres  client   PG sessions opened"
+        "  CPU ms/request: gunicorn  client  PG sessions opened"
     )
     for name, s in summaries.items():
         print(
             f"{name:<10}{s['requests']:>9}{s['rate']:>9.1f}{s['p50']:>9.2f}{s['p95']:>9.2f}{s['p99']:>9.2f}"
-            f"{s['max']:>9.1f}{'':>18}{s['server_cpu']:>8.2f}{s['postgres_cpu']:>10.2f}{s['client_cpu']:>8.2f}"
-            f"{s['sessions']:>21}"
+            f"{s['max']:>9.1f}{'':>17}{s['server_cpu']:>8.2f}{s['client_cpu']:>8.2f}{s['sessions']:>20}"
         )
     ratio = summaries["conveyor"]["rate"] / summaries["minimal"]["rate"]
     p99 = summaries["conveyor"]["p99"]
@@ -416,8 +404,7 @@ def main() -> int:
         }
         servers = {}
         for name, (factory, path) in factories.items():
-            server_env = {**env, "PYTHONPATH": path, "PGAPPNAME": app_name(name)}
-            starter = gunicorn(name, factory, server_env, tmp, args.workers, args.threads)
+            starter = gunicorn(name, factory, {**env, "PYTHONPATH": path}, tmp, args.workers, args.threads)
             servers[name] = stack.enter_context(throughput.running(starter))
         for server in servers.values():
             wait_ready(server)

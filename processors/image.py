@@ -35,7 +35,7 @@ class ImageProcessor(base.Processor):
     description = "Images from a prompt (OpenAI images): PNG, thumbnail and the provider's metadata."
     Params = Params
     providers = ("openai",)
-    policy = Policy(max_attempts=3, backoff_base=5, soft_timeout=600, hard_timeout=660, pool="io", estimate=30)
+    policy = Policy(max_attempts=3, backoff_base=5.0, soft_timeout=600.0, hard_timeout=660.0, pool="io", estimate=30.0)
 
     def run(self, params: dict, ctx: base.Context) -> dict:
         images = []

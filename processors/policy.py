@@ -79,7 +79,9 @@ class Policy:
         unknown = sorted(set(changes) - set(fields))
         if unknown:
             raise ValueError(f"unknown policy field(s): {', '.join(unknown)}")
-        coerced = {name: _coerce(name, type(getattr(self, name)), value) for name, value in changes.items()}
+        # The declared type decides, not the current value's: `soft_timeout=600` is still a float.
+        kinds = {"int": int, "float": float, "str": str, int: int, float: float, str: str}
+        coerced = {name: _coerce(name, kinds[fields[name]], value) for name, value in changes.items()}
         return dataclasses.replace(self, **coerced)
 
 

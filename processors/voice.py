@@ -68,7 +68,7 @@ class VoiceProcessor(base.Processor):
     description = "Text to speech (espeak-ng, OpenAI-compatible or ElevenLabs) with SRT/VTT captions."
     Params = Params
     providers = ("espeak", "ffmpeg", "ffprobe")
-    policy = Policy(max_attempts=3, backoff_base=5, soft_timeout=900, hard_timeout=960, pool="io", estimate=20)
+    policy = Policy(max_attempts=3, backoff_base=5.0, soft_timeout=900.0, hard_timeout=960.0, pool="io", estimate=20.0)
 
     def run(self, params: dict, ctx: base.Context) -> dict:
         provider = params["provider"]

@@ -33,6 +33,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 
 import yt_dlp
+import yt_dlp.networking
 import yt_dlp.networking.exceptions
 import yt_dlp.utils
 
@@ -241,9 +242,25 @@ def _call(hook: _Hook, function, *args, **kwargs):
     try:
         return function(*args, **kwargs)
     except yt_dlp.utils.DownloadCancelled as exc:
-        raise (hook.stop or errors.Cancelled()) from exc
+        _close_responses(exc.__traceback__)
+        raise (hook.stop or errors.Cancelled()) from None
     except yt_dlp.utils.YoutubeDLError as exc:
         raise _translate(exc) from exc
+
+
+def _close_responses(traceback) -> None:
+    """Close the HTTP responses held by the frames a cancelled download unwound through.
+
+    yt-dlp's HTTP downloader closes only the `.part` file when a progress hook raises; its
+    response (kept as `ctx.data`) would hold the connection until garbage collection.
+    """
+    while traceback is not None:
+        for value in traceback.tb_frame.f_locals.values():
+            inner = value if isinstance(value, dict) else getattr(value, "__dict__", {})
+            for item in (value, *inner.values()):
+                if isinstance(item, yt_dlp.networking.Response):
+                    item.close()
+        traceback = traceback.tb_next
 
 
 def _translate(exc: BaseException) -> errors.ProcessorError:
@@ -276,10 +293,10 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _http_error(err: yt_dlp.networking.exceptions.HTTPError) -> errors.ProcessorError:
+    retry_after = _retry_after(err)
+    err.close()  # yt-dlp leaves the error's response, and its connection, open
     if err.status == 429 or err.status >= 500:
-        return errors.RetryableError(
-            f"the source is not available for now: {err.msg or err}", retry_after=_retry_after(err)
-        )
+        return errors.RetryableError(f"the source is not available for now: {err.msg or err}", retry_after=retry_after)
     return errors.PermanentError(f"the source is unavailable: HTTP Error {err.status}: {err.reason}")
 
 

@@ -212,10 +212,15 @@ def _check_media(media: pathlib.Path, settings: dict) -> ffmpeg.Probe:
     probed = ffmpeg.probe(media)
     if not probed.video:
         raise errors.PermanentError("the source has no video stream")
-    if probed.duration > float(settings["CONVEYOR_SOURCE_MAX_SECONDS"]):
+    max_seconds, max_bytes = float(settings["CONVEYOR_SOURCE_MAX_SECONDS"]), int(settings["CONVEYOR_SOURCE_MAX_BYTES"])
+    # Worded as the download's own checks, so both routes name the setting to change.
+    if probed.duration > max_seconds:
         raise errors.PermanentError(
-            f"the source is {probed.duration:.0f}s long, over the limit of {settings['CONVEYOR_SOURCE_MAX_SECONDS']:g}s"
+            f"the source lasts {probed.duration:.0f} s, over the limit of {max_seconds:.0f} s "
+            "(CONVEYOR_SOURCE_MAX_SECONDS)"
         )
-    if probed.size > int(settings["CONVEYOR_SOURCE_MAX_BYTES"]):
-        raise errors.PermanentError(f"the source is {probed.size} bytes, over the limit")
+    if probed.size > max_bytes:
+        raise errors.PermanentError(
+            f"the source is {probed.size} bytes, over the limit of {max_bytes} bytes (CONVEYOR_SOURCE_MAX_BYTES)"
+        )
     return probed

@@ -357,3 +357,11 @@ def test_conveyor_policies_setting_reaches_the_registry():
     settings = config.load({"CONVEYOR_POLICIES": '{"sleep": {"max_attempts": 5}}'})
     loaded = load(overrides=settings["CONVEYOR_POLICIES"])
     assert loaded.policy("sleep").max_attempts == 5
+
+
+def test_a_float_field_takes_a_fraction_whatever_its_default_looks_like():
+    # sleep's hard_timeout default is written 3720 (an int); the field is still a float.
+    loaded = load(overrides={"sleep": {"hard_timeout": 1.5, "soft_timeout": 1.25}})
+    assert (loaded.policy("sleep").hard_timeout, loaded.policy("sleep").soft_timeout) == (1.5, 1.25)
+    with pytest.raises(errors.RegistryError, match="not a whole number"):
+        load(overrides={"sleep": {"max_attempts": 2.5}})
