@@ -96,6 +96,9 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_SSE_POLL_SECONDS": (_float(0.05, 10), 0.5),
     "CONVEYOR_SSE_HEARTBEAT_SECONDS": (_float(0.1, 300), 15.0),
     "CONVEYOR_UPLOAD_MAX_BYTES": (_int(1, 2**40), 500 * 2**20),
+    "CONVEYOR_AUTH_CACHE_SECONDS": (_float(0, 300), 5.0),
+    "CONVEYOR_ETA_CACHE_SECONDS": (_float(0, 300), 5.0),
+    "CONVEYOR_DB_POOL_SIZE": (_int(1, 200), 10),
     "CONVEYOR_POLICIES": (_json_object, {}),
     "CONVEYOR_PROCESSORS": (_list, []),
     "CONVEYOR_PLUGINS": (_int(0, 1), 1),
@@ -111,7 +114,7 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "S3_SECRET_ACCESS_KEY": (_str, None),
     # Source URLs on private, loopback or link-local addresses: refused on servers, allowed on
     # the embedded default, which runs on one person's machine.
-    "CONVEYOR_ALLOW_PRIVATE_URLS": (_int(0, 1), lambda env: int(is_embedded(env))),
+    "CONVEYOR_ALLOW_PRIVATE_URLS": (_int(0, 1), lambda env: int(_embedded_so_far(env))),
     "CONVEYOR_SOURCE_MAX_SECONDS": (_float(1, 86400), 3 * 3600.0),
     "CONVEYOR_SOURCE_MAX_BYTES": (_int(1, 2**40), 2 * 2**30),
     "CONVEYOR_PROVIDER_RETRIES": (_int(0, 10), 3),
@@ -157,6 +160,12 @@ def is_embedded(settings: Mapping[str, Any]) -> bool:
     return settings["DATABASE_URL"].startswith("sqlite:") and settings["BROKER_URL"].startswith("filesystem:")
 
 
+def _embedded_so_far(values: dict) -> bool:
+    # A default computed while loading: a bad DATABASE_URL or BROKER_URL is reported elsewhere.
+    database, broker = str(values.get("DATABASE_URL", "")), str(values.get("BROKER_URL", ""))
+    return database.startswith("sqlite:") and broker.startswith("filesystem:")
+
+
 def _derived(values: dict) -> dict:
     """Return the Flask and extension settings that follow from ours."""
     url = values["DATABASE_URL"]
@@ -165,7 +174,9 @@ def _derived(values: dict) -> dict:
     else:
         # No pre-ping: it costs a round trip per checkout on the hot path. A dropped connection
         # fails one statement, which workers retry (OperationalError) and requests report.
-        engine = {"pool_recycle": 1800, "pool_size": 5, "max_overflow": 10}
+        # pool_size at least the threads of a gunicorn worker, or busy threads open and close
+        # PostgreSQL sessions on every request.
+        engine = {"pool_recycle": 1800, "pool_size": values["CONVEYOR_DB_POOL_SIZE"], "max_overflow": 10}
     return {
         "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine,

@@ -191,6 +191,14 @@ class Task(Base):
             postgresql_where=sa.text("status = 'queued'"),
             sqlite_where=sa.text("status = 'queued'"),
         ),
+        # ETAs read the latest successes of a type; each task enters this index once.
+        sa.Index(
+            "ix_tasks_succeeded",
+            "type",
+            "finished_at",
+            postgresql_where=sa.text("status = 'succeeded'"),
+            sqlite_where=sa.text("status = 'succeeded'"),
+        ),
         # Concurrency limits count running tasks per type; the sweeper scans expired leases.
         sa.Index(
             "ix_tasks_running",

@@ -6,6 +6,10 @@ wake-ups.
 import dataclasses
 import functools
 import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
 import celery
 import flask
@@ -18,6 +22,7 @@ from app.queue import prepared, runner, tasks
 from processors import registry as registry_module
 
 log = logging.getLogger("conveyor.runtime")
+MEMO_LIMIT = 10_000
 
 
 @dataclasses.dataclass
@@ -28,6 +33,30 @@ class Runtime:
     settings: dict
     registry: registry_module.Registry
     celery: celery.Celery
+    _memo: dict = dataclasses.field(default_factory=dict, repr=False)
+    _memo_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def memo(self, key: tuple, seconds: float, compute: Callable[[], Any]) -> Any:
+        """Return `compute()`, reusing a value made in this process less than `seconds` ago.
+        For figures that may lag a little (ETA inputs, an authenticated key) on hot paths."""
+        if seconds <= 0:
+            return compute()
+        clock = time.monotonic()
+        with self._memo_lock:
+            found = self._memo.get(key)
+        if found is not None and found[0] > clock:
+            return found[1]
+        value = compute()
+        with self._memo_lock:
+            if len(self._memo) > MEMO_LIMIT:  # drop what expired; keys are few in practice
+                self._memo = {k: v for k, v in self._memo.items() if v[0] > clock}
+            self._memo[key] = (clock + seconds, value)
+        return value
+
+    def forget(self, key: tuple) -> None:
+        """Drop a memoised value (this process only)."""
+        with self._memo_lock:
+            self._memo.pop(key, None)
 
     @functools.cached_property
     def engine(self) -> sa.Engine:

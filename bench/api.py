@@ -55,6 +55,10 @@ SERVERS = ("minimal", "conveyor")
 STARTED: list[throughput.Worker] = []
 
 
+class Failed(Exception):
+    """The run cannot give figures: a wrong answer, a client that failed, a server that died."""
+
+
 # --- servers ---------------------------------------------------------------------------------
 
 
@@ -208,7 +212,7 @@ def collect(results, processes: list) -> list[dict]:
         except queue.Empty:
             if all(process.exitcode is not None for process in processes) and results.empty():
                 missing = len(processes) - len(reports)
-                raise RuntimeError(f"{missing} client process(es) died without a report") from None
+                raise Failed(f"{missing} client process(es) died without a report") from None
             if time.monotonic() > deadline:
                 raise TimeoutError(f"clients still running after {PHASE_TIMEOUT} s") from None
     return reports
@@ -218,7 +222,7 @@ def merge(reports: list[dict]) -> dict:
     """Merge the clients' reports into one phase's figures; raise if a client failed."""
     failures = [report["failure"] for report in reports if "failure" in report]
     if failures:
-        raise RuntimeError(f"{len(failures)} client(s) failed, first: {failures[0]}")
+        raise Failed(f"{len(failures)} client(s) failed, the first: {failures[0]}")
     statuses: collections.Counter = collections.Counter()
     for report in reports:
         statuses.update(report["statuses"])
@@ -271,7 +275,7 @@ def checked(name: str, figures: dict) -> dict:
     wrong = sum(count for status, count in figures["statuses"].items() if status != 202)
     if wrong:
         total = figures["statuses"].total()
-        raise SystemExit(f"{name}: {wrong} of {total} answers were not 202; the first: {figures['sample']}")
+        raise Failed(f"{name}: {wrong} of {total} answers were not 202; the first: {figures['sample']}")
     return figures
 
 
@@ -350,7 +354,7 @@ def log_tails(servers: dict) -> str:
     tails = []
     for server in servers.values():
         lines = server.log.read_text(errors="replace").splitlines()[-15:] if server.log.exists() else []
-        tails.append(f"--- {server.name} ({server.log.name}) ---\n" + "\n".join(lines))
+        tails.append(f"--- the end of {server.name}'s log ---\n" + ("\n".join(lines) or "(empty)"))
     return "\n".join(tails)
 
 
@@ -410,7 +414,7 @@ def main() -> int:
             wait_ready(server)
         try:
             phases = measure(servers, requests_for(key), database, args)
-        except (Exception, SystemExit):
+        except Exception:
             print(log_tails(servers), file=sys.stderr)
             raise
         rows, wakeups = count_rows(database), broker.llen("cpu")
@@ -426,5 +430,7 @@ def main() -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
+    except Failed as exc:
+        sys.exit(f"FAILED: {exc}")
     except KeyboardInterrupt:
         sys.exit("interrupted; servers stopped, database dropped")

@@ -14,7 +14,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from app import models
+from app import models, runtime
 from app.extensions import db
 from app.services import errors
 
@@ -117,18 +117,32 @@ def revoke_key(prefix: str) -> models.ApiKey:
     if key.revoked_at is None:
         key.revoked_at = models.utcnow()
         db.session.commit()
+    runtime.current().forget(("caller", key.digest))
     return key
 
 
 def authenticate(plain: str) -> Caller | None:
-    """Return the caller a bearer key stands for, or None if it is unknown or revoked."""
+    """Return the caller a bearer key stands for, or None if it is unknown or revoked.
+
+    A known key is remembered for `CONVEYOR_AUTH_CACHE_SECONDS` in this process, so a revoke
+    reaches other processes within that time (this one at once)."""
     if not plain.startswith(KEY_PREFIX):
         return None
+    conveyor = runtime.current()
+    seconds = conveyor.settings["CONVEYOR_AUTH_CACHE_SECONDS"]
+    digest = _digest(plain)
+    caller = conveyor.memo(("caller", digest), seconds, lambda: _lookup(digest))
+    if caller is None:
+        conveyor.forget(("caller", digest))  # unknown keys are not remembered: a new key works at once
+    return caller
+
+
+def _lookup(digest: str) -> Caller | None:
     row = db.session.execute(
         sa.select(models.ApiKey.id, models.ApiKey.account_id, models.ApiKey.user_id, models.ApiKey.last_used_at)
         .add_columns(models.User.role)
         .join(models.User, models.User.id == models.ApiKey.user_id)
-        .where(models.ApiKey.digest == _digest(plain), models.ApiKey.revoked_at.is_(None))
+        .where(models.ApiKey.digest == digest, models.ApiKey.revoked_at.is_(None))
     ).first()
     if row is None:
         return None

@@ -151,53 +151,67 @@ def _filtered(
 
 # ETA: the mean of this many recent successful runs of the type.
 ETA_SAMPLE = 50
+POSITION_CAP = 10_000
 
 
 def position(task: models.Task) -> int | None:
-    """Return a waiting task's place in its pool (1 = next), None once it has started."""
+    """Return a waiting task's place in its pool (1 = next), None once it has started; counts
+    at most POSITION_CAP tasks ahead (an index range scan on the claim index)."""
     if task.status != models.Status.QUEUED:
         return None
     t = models.Task
-    ahead = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(t)
+    ahead = (
+        sa.select(sa.literal(1))
         .where(
             t.status == models.Status.QUEUED,
             t.pool == task.pool,
             t.id != task.id,
             sa.tuple_(t.priority, t.run_at, t.created_at) < sa.tuple_(task.priority, task.run_at, task.created_at),
         )
+        .limit(POSITION_CAP)
+        .subquery()
     )
-    return ahead + 1
+    return db.session.scalar(sa.select(sa.func.count()).select_from(ahead)) + 1
 
 
 def eta_seconds(task: models.Task, place: int | None) -> float | None:
     """Estimate seconds until a waiting task finishes: its place times the mean duration of
     recent successful runs of its type (the policy's estimate when there are none), divided
-    by the workers seen in its pool in the last ten minutes; plus the wait for `run_at`."""
+    by the workers seen in its pool in the last ten minutes; plus the wait for `run_at`.
+    Both inputs are reused for `CONVEYOR_ETA_CACHE_SECONDS` in a process."""
     if place is None:
         return None
+    conveyor = runtime.current()
+    seconds = conveyor.settings["CONVEYOR_ETA_CACHE_SECONDS"]
+    each = conveyor.memo(("eta_duration", task.type), seconds, lambda: _mean_duration(task.type))
+    workers = conveyor.memo(("eta_workers", task.pool), seconds, lambda: _recent_workers(task.pool))
+    delay = max(0.0, (task.run_at - lifecycle.now()).total_seconds())
+    return round(delay + place * each / max(1, workers), 3)
+
+
+def _mean_duration(type: str) -> float:
+    """Mean run time of the type's last ETA_SAMPLE successes; the policy's estimate if none."""
     conveyor = runtime.current()
     t = models.Task
     recent = db.session.execute(
         sa.select(t.started_at, t.finished_at)
-        .where(t.type == task.type, t.status == models.Status.SUCCEEDED, t.started_at.is_not(None))
+        .where(t.type == type, t.status == models.Status.SUCCEEDED, t.started_at.is_not(None))
         .order_by(t.finished_at.desc())
         .limit(ETA_SAMPLE)
     ).all()
     durations = [(row.finished_at - row.started_at).total_seconds() for row in recent if row.finished_at]
     if durations:
-        each = statistics.fmean(durations)
-    elif task.type in conveyor.registry:
-        each = conveyor.registry.policy(task.type).estimate
-    else:
-        each = 0.0
+        return statistics.fmean(durations)
+    return conveyor.registry.policy(type).estimate if type in conveyor.registry else 0.0
+
+
+def _recent_workers(pool: str) -> int:
+    t = models.Task
     since = lifecycle.now() - datetime.timedelta(minutes=10)
-    workers = db.session.scalar(
-        sa.select(sa.func.count(sa.distinct(t.worker))).where(t.pool == task.pool, t.updated_at >= since)
+    return (
+        db.session.scalar(sa.select(sa.func.count(sa.distinct(t.worker))).where(t.pool == pool, t.updated_at >= since))
+        or 0
     )
-    delay = max(0.0, (task.run_at - lifecycle.now()).total_seconds())
-    return round(delay + place * each / max(1, workers or 0), 3)
 
 
 def attempts(task: models.Task) -> list[dict]:

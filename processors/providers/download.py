@@ -37,7 +37,7 @@ import yt_dlp.networking
 import yt_dlp.networking.exceptions
 import yt_dlp.utils
 
-from processors import errors
+from processors import base, errors
 
 STEM = "source"
 SOCKET_TIMEOUT = 30.0
@@ -70,7 +70,7 @@ class Download:
 def download_for(
     url: str,
     dest_dir: str | pathlib.Path,
-    ctx,
+    ctx: base.Context,
     on_progress: Callable[[float], None] | None = None,
     languages: list[str] | None = None,
 ) -> Download:
@@ -90,7 +90,7 @@ def download_for(
 def download(
     url: str,
     dest_dir: str | pathlib.Path,
-    ctx,
+    ctx: base.Context,
     *,
     max_seconds: float,
     max_bytes: int,
@@ -133,9 +133,11 @@ def check_url(url: str, *, allow_private: bool = False) -> None:
 
 
 def _download(url, dest_dir, ctx, max_seconds, max_bytes, allow_private, on_progress, languages) -> Download:
+    ctx.check()
     hook = _Hook(ctx, max_bytes, on_progress)
     with yt_dlp.YoutubeDL(_options(dest_dir, ctx, progress_hooks=[hook])) as ydl:
         info = _call(hook, ydl.extract_info, url, download=False)
+        ctx.check()  # the hook sees only the download; extracting can take a while too
         _check_single(info)
         langs = _subtitle_languages(info, languages)
         if not allow_private:
@@ -197,6 +199,7 @@ class _Logger:
         self.logger.warning("yt-dlp: %s", message)
 
     def error(self, message: str) -> None:
+        # Not an error of ours yet: the exception that follows says what it means for the task.
         self.logger.warning("yt-dlp: %s", message)
 
 
@@ -371,13 +374,13 @@ def _check_file(path: pathlib.Path, max_seconds: float, max_bytes: int) -> float
     size = path.stat().st_size
     if size > max_bytes:
         raise errors.PermanentError(_too_big(max_bytes, size))
-    duration = probe_duration(path)
+    duration = _probe_duration(path)
     if duration is not None and duration > max_seconds:
         raise errors.PermanentError(_too_long(duration, max_seconds))
     return duration
 
 
-def probe_duration(path: str | pathlib.Path) -> float | None:
+def _probe_duration(path: str | pathlib.Path) -> float | None:
     """Return a media file's duration in seconds from ffprobe, None if it has none."""
     command = ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)]
     try:

@@ -15,6 +15,11 @@ import math
 
 from processors import captions
 
+# The LLM sees cue times rounded to 1/100 s: a time that close to a cue edge means that edge.
+# Without this, a clip ending on a cue snapped to its exact end (5.512) and the next clip
+# starting at the printed "5.51" overlap by 2 ms, and the lower-scored one is dropped.
+EDGE_SLACK = 0.01
+
 
 @dataclasses.dataclass(frozen=True)
 class Segment:
@@ -56,6 +61,7 @@ def _fit(proposal: Segment, duration: float, min_s: float, max_s: float, cues) -
     start = min(max(0.0, proposal.start), duration)
     end = min(max(start, proposal.end), duration)
     start, end = _snap(start, end, cues, max_s)
+    end = min(end, duration)  # a cue may run past the end of the video
     if end - start < min_s:  # too short: grow forward, then backward
         end = min(duration, start + min_s)
         start = max(0.0, end - min_s)
@@ -67,12 +73,22 @@ def _fit(proposal: Segment, duration: float, min_s: float, max_s: float, cues) -
 def _snap(start: float, end: float, cues: list[captions.Cue], max_s: float) -> tuple[float, float]:
     """Move start back to the start of the cue it cuts, and end on to the end of the cue it
     cuts, unless that would pass max_s: a clip should not cut a sentence in half."""
+    start, end = _on_edge(start, cues), _on_edge(end, cues)
     for cue in cues:
         if cue.start < start < cue.end and end - cue.start <= max_s:
             start = cue.start
         if cue.start < end < cue.end and cue.end - start <= max_s:
             end = cue.end
     return start, end
+
+
+def _on_edge(time: float, cues: list[captions.Cue]) -> float:
+    """Return the cue edge `time` is within EDGE_SLACK of, else `time`."""
+    for cue in cues:
+        for edge in (cue.start, cue.end):
+            if abs(time - edge) <= EDGE_SLACK:
+                return edge
+    return time
 
 
 def _overlaps(a: Segment, b: Segment) -> bool:

@@ -29,8 +29,8 @@ import werkzeug.test
 from PIL import Image, ImageChops, ImageStat
 
 from app import config, runtime
-from processors import base, errors
-from processors.video_clip import VideoClipProcessor
+from processors import base, captions, errors
+from processors.video_clip import VideoClipProcessor, segments
 from tests import media
 from tests.api.conftest import bearer
 from tests.conftest import wait_for
@@ -252,6 +252,24 @@ def test_a_bad_llm_answer_is_asked_again_once_then_fails_clearly(sources, tmp_pa
     assert [a["kind"] for a in ctx.artifacts] == [], "no clip and no placeholder"
 
 
+# Grounding (pure functions, no media)
+
+
+def test_adjacent_llm_clips_at_a_rounded_cue_edge_are_both_kept():
+    cues = [captions.Cue(0.0, 5.5118, "one"), captions.Cue(5.5118, 11.02, "two"), captions.Cue(11.02, 16.5, "three")]
+    # As the LLM saw them: "[0.00-5.51] one", "[5.51-11.02] two". The first clip's end snaps
+    # to its cue's exact end; the second starts at the printed, rounded time.
+    asked = [segments.Segment(0.0, 2.0, 0.8, "short"), segments.Segment(5.51, 16.0, 0.9, "long")]
+    chosen = segments.ground(asked, 20.0, 2.0, 12.0, cues, 2)
+    assert [(s.start, s.end, s.reason) for s in chosen] == [(0.0, 5.512, "short"), (5.512, 16.5, "long")]
+
+
+def test_grounding_keeps_a_clip_inside_the_video_when_a_cue_runs_past_its_end():
+    cues = [captions.Cue(17.0, 21.0, "the last words run on after the picture ends")]
+    [chosen] = segments.ground([segments.Segment(15.0, 18.0, 0.5, "end")], 20.0, 2.0, 6.0, cues, 1)
+    assert (chosen.start, chosen.end) == (15.0, 20.0)
+
+
 # Errors before any work
 
 
@@ -421,6 +439,7 @@ def test_a_retry_after_a_worker_died_leaves_one_set_of_clips(backend, app, clien
         wait_for(first_clip_stored, timeout=90, interval=0.05, message="attempt 1 to store a clip")
         processes.kill(first, signal.SIGKILL)
         _kill_orphans(f"/work/{task_id}/1/")
+        assert client.get(f"/api/tasks/{task_id}", headers=member).get_json()["status"] == "running"
         store = runtime.current().storage
         assert f"tasks/{task_id}/1/clip-01.mp4" in store.list(f"tasks/{task_id}/1/"), "attempt 1 stored a clip"
         processes.worker("cpu", concurrency=1)
@@ -428,13 +447,13 @@ def test_a_retry_after_a_worker_died_leaves_one_set_of_clips(backend, app, clien
         chats = len(server.requests_to("/v1/chat/completions"))
 
     assert task["status"] == "succeeded", task["error"]
-    print(json.dumps(task["result"], indent=1)); print(json.dumps(task_events(client, member, task_id), indent=0)[:8000])
     assert task["attempt"] == 2 and chats == 2
     lost = [e for e in task_events(client, member, task_id) if e["kind"] == "status" and "error" in e["data"]]
     assert [e["data"]["error"]["type"] for e in lost] == ["LeaseExpired"]
     listed = client.get(f"/api/tasks/{task_id}/artifacts", headers=member).get_json()
     assert {a["attempt"] for a in listed} == {2}
     assert sorted(a["name"] for a in listed) == ["analysis.json", "clip-01.mp4", "clip-02.mp4", "transcript.json"]
+    assert [c["title"] for c in task["result"]["clips"]] == ["Short", "Long"]
     assert sorted(c["artifact"] for c in task["result"]["clips"]) == sorted(
         a["id"] for a in listed if a["kind"] == "clip"
     )

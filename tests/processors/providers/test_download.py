@@ -25,9 +25,11 @@ def clip(tmp_path_factory) -> bytes:
     """A 4-second 320x240 H.264/AAC mp4, made once per run."""
     path = tmp_path_factory.mktemp("media") / "clip.mp4"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"]
-        + ["-f", "lavfi", "-i", "sine=frequency=440", "-t", "4", "-c:v", "libx264", "-pix_fmt", "yuv420p"]
-        + ["-c:a", "aac", "-shortest", str(path)],
+        [
+            *("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"),
+            *("-f", "lavfi", "-i", "sine=frequency=440", "-t", "4", "-c:v", "libx264", "-pix_fmt", "yuv420p"),
+            *("-c:a", "aac", "-shortest", str(path)),
+        ],
         check=True,
         timeout=60,
     )
@@ -224,6 +226,13 @@ def test_a_failed_subtitle_track_does_not_fail_the_download(server, dest, ctx, c
     assert "/gone.vtt" in server.requests
 
 
+def test_subtitle_languages_can_be_chosen(server, dest, ctx):
+    result = fetch(server.url("/page.html"), dest, ctx, languages=["fr"])
+    assert result.subtitles == ()
+    assert "/clip.vtt" not in server.requests
+    assert names(dest) == ["source.mp4"]
+
+
 def test_missing_source_is_permanent(server, dest, ctx):
     with pytest.raises(errors.PermanentError, match=r"the source is unavailable: HTTP Error 404"):
         fetch(server.url("/missing.mp4"), dest, ctx)
@@ -264,10 +273,13 @@ def test_private_hosts_are_refused_by_default(server, dest, ctx, host):
     assert server.requests == []
 
 
-@pytest.mark.parametrize(
-    "url", ["http://10.1.2.3/a.mp4", "http://169.254.169.254/latest", "http://[::1]/a", "http://[::ffff:127.0.0.1]/a"]
-    + ["http://100.64.0.1/a", "http://224.0.0.1/a", "http://0.0.0.0/a", "http://[fe80::1]/a"],
-)
+NOT_PUBLIC = [
+    *("http://10.1.2.3/a.mp4", "http://169.254.169.254/latest", "http://[::1]/a", "http://[::ffff:127.0.0.1]/a"),
+    *("http://100.64.0.1/a", "http://224.0.0.1/a", "http://0.0.0.0/a", "http://[fe80::1]/a"),
+]
+
+
+@pytest.mark.parametrize("url", NOT_PUBLIC)
 def test_check_url_refuses_non_public_addresses(url):
     with pytest.raises(errors.PermanentError, match="private address"):
         download.check_url(url)
@@ -281,7 +293,7 @@ def test_check_url_accepts_public_addresses():
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/clip.mp4", "clip.mp4", "http:///clip.mp4"])
 def test_other_schemes_are_refused(dest, ctx, url):
-    with pytest.raises(errors.PermanentError, match="only http and https|has no host"):
+    with pytest.raises(errors.PermanentError, match=r"only http and https|has no host"):
         fetch(url, dest, ctx)
 
 
@@ -299,13 +311,15 @@ def test_redirect_to_a_private_host_is_refused(server, dest, ctx, monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     with pytest.raises(errors.PermanentError, match="refusing to download from localhost"):
-        download.download(f"http://video.test:{server.server_port}/redirect", dest, ctx, max_seconds=60, max_bytes=2**20)
+        url = f"http://video.test:{server.server_port}/redirect"
+        download.download(url, dest, ctx, max_seconds=60, max_bytes=2**20)
     assert server.requests[0] == "/redirect"
     assert names(dest) == []
 
 
 def test_duration_over_the_limit_after_download_is_removed(server, dest, ctx):
-    with pytest.raises(errors.PermanentError, match=r"lasts 4 s, over the limit of 2 s \(CONVEYOR_SOURCE_MAX_SECONDS\)"):
+    limit = r"lasts 4 s, over the limit of 2 s \(CONVEYOR_SOURCE_MAX_SECONDS\)"
+    with pytest.raises(errors.PermanentError, match=limit):
         fetch(server.url("/clip.mp4"), dest, ctx, max_seconds=2.0)
     assert server.requests.count("/clip.mp4") == 2  # probed, then downloaded
     assert names(dest) == []
@@ -370,6 +384,13 @@ def test_cancel_stops_the_download_and_removes_the_part_file(server, dest, ctx):
     assert cancelled_at and time.monotonic() - cancelled_at[0] < 2.0
     assert fractions[-1] < 0.5  # it was under way, far from done
     assert names(dest) == []
+
+
+def test_a_cancelled_task_does_not_start(server, dest, ctx):
+    ctx.cancel()
+    with pytest.raises(errors.Cancelled):
+        fetch(server.url("/clip.mp4"), dest, ctx)
+    assert server.requests == []
 
 
 def test_download_for_reads_the_settings(server, dest, tmp_path, clip):
