@@ -1,6 +1,7 @@
-"""The caption fonts Conveyor ships: open-licensed files in `processors/assets/fonts`, each
-with its licence beside it. Captions name a font by its `name` (`font_family` in video_clip's
-params); libass finds the file through the fonts directory handed to ffmpeg.
+"""The caption fonts Conveyor ships: open-licensed files in `processors/assets/fonts`, their
+licences in `processors/assets/font-licenses`. Captions name a font by its `name`
+(`font_family` in video_clip's params); libass finds the file through the fonts directory
+handed to ffmpeg.
 """
 
 import dataclasses
