@@ -1,7 +1,6 @@
 """Artifact listing and download, with HTTP Range so a browser can seek in a video; deleting a
 task removes its files."""
 
-
 import pytest
 
 from app import models, runtime
