@@ -151,12 +151,13 @@ def _filtered(
 
 # ETA: the mean of this many recent successful runs of the type.
 ETA_SAMPLE = 50
-POSITION_CAP = 10_000
+POSITION_CAP = 1000
 
 
 def position(task: models.Task) -> int | None:
-    """Return a waiting task's place in its pool (1 = next), None once it has started; counts
-    at most POSITION_CAP tasks ahead (an index range scan on the claim index)."""
+    """Return a waiting task's place in its pool (1 = next), None once it has started. At most
+    POSITION_CAP tasks ahead are counted (a range scan of the claim index on every submit), so
+    POSITION_CAP + 1 means "at least that far back"."""
     if task.status != models.Status.QUEUED:
         return None
     t = models.Task
