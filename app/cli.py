@@ -143,8 +143,10 @@ def run(host: str, port: int) -> None:
     children.append(_spawn(["sweeper"]))
     stopping = threading.Event()
     threading.Thread(target=_watch_children, args=(children, stopping), daemon=True).start()
-    # SIGTERM (a service manager, `timeout`) stops the children too, as Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # SIGTERM (a service manager, `timeout`) and SIGINT stop the children too. SIGINT is set
+    # explicitly: a shell starting us in the background hands it down ignored.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: sys.exit(0))
     click.echo(f"Conveyor is running at http://{host}:{port}/ (workers: {', '.join(POOLS)}; sweeper)")
     click.echo("Submit a task:  python manage.py tasks submit sleep --param seconds=1 --wait")
     click.echo(f"API docs:       http://{host}:{port}/api/docs")
