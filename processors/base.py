@@ -53,9 +53,12 @@ class Context:
         settings: dict | None = None,
         logger: logging.Logger | None = None,
         uploads: dict[str, pathlib.Path] | None = None,
+        tasks: dict[str, dict] | None = None,
     ):
         self.task_id = task_id
         self._uploads = dict(uploads or {})
+        self._tasks = dict(tasks or {})
+        self.children: list[dict] = []
         self.attempt = attempt
         self._workdir = pathlib.Path(workdir)
         self.workdir_made = False
@@ -116,6 +119,27 @@ class Context:
             raise errors.PermanentError(f"upload {upload_id} does not exist")
         return pathlib.Path(path)
 
+    def task_result(self, task_id: str) -> dict:
+        """Return another task of the same account as `{type, status, result}` (a quiz reads a
+        story's text this way). Raises PermanentError if there is no such task."""
+        found = self._tasks.get(str(task_id))
+        if found is None:
+            raise errors.PermanentError(f"task {task_id} does not exist")
+        return dict(found)
+
+    def submit_child(self, type: str, params: dict, key: str) -> str:
+        """Submit a child task of this one and return its id. `key` names the child among its
+        siblings: a retried attempt that submits the same key gets the same child back."""
+        self.check()
+        child = self._record_child(type, params, key)
+        if all(known["id"] != child["id"] for known in self.children):
+            self.children.append(child)
+        return child["id"]
+
+    def children_status(self) -> list[dict]:
+        """Return this task's children as `{id, type, key, status, progress, error}`, oldest first."""
+        return [dict(child) for child in self.children]
+
     def cancelled(self) -> bool:
         """Tell whether the task was asked to stop."""
         return self._cancel.is_set()
@@ -166,6 +190,13 @@ class Context:
 
     def _record_artifact(self, item: dict) -> dict:
         return item
+
+    def _record_child(self, type: str, params: dict, key: str) -> dict:
+        # In memory a child is only noted; it never runs.
+        for child in self.children:
+            if child["key"] == key:
+                return child
+        return {"id": f"child-{key}", "type": type, "key": key, "status": "queued", "progress": 0.0, "error": None}
 
 
 class Processor:

@@ -6,6 +6,7 @@ adapter under `tasks/<task>/<attempt>/<name>`, and uploads come from it.
 import pathlib
 import time
 import uuid
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -31,6 +32,7 @@ class DurableContext(base.Context):
         store: storage.Storage,
         account_id: uuid.UUID | None = None,
         settings: dict | None = None,
+        submit: Callable[[str, dict, str], uuid.UUID] | None = None,
     ):
         super().__init__(str(task_id), attempt, workdir, settings)
         self.id = task_id
@@ -39,6 +41,7 @@ class DurableContext(base.Context):
         self._session_factory = session_factory
         self._opened: orm.Session | None = None
         self._storage = store
+        self._submit = submit
         self._last_write = 0.0
         self._last_stage: str | None = None
 
@@ -102,6 +105,48 @@ class DurableContext(base.Context):
         except storage.errors.Missing:
             raise processor_errors.PermanentError(f"the file of upload {upload_id} is missing") from None
         return target
+
+    def task_result(self, task_id: str) -> dict:
+        """Return another task of the same account as `{type, status, result}`."""
+        try:
+            wanted = uuid.UUID(str(task_id))
+        except ValueError:
+            raise processor_errors.PermanentError(f"{task_id!r} is not a task id") from None
+        t = models.Task
+        row = self._session.execute(
+            sa.select(t.type, t.status, t.result).where(t.id == wanted, t.account_id == self.account_id)
+        ).first()
+        self._session.rollback()
+        if row is None:
+            raise processor_errors.PermanentError(f"task {task_id} does not exist in this account")
+        return {"type": row.type, "status": row.status, "result": row.result}
+
+    def children_status(self) -> list[dict]:
+        """Return this task's children, oldest first."""
+        t = models.Task
+        rows = self._session.execute(
+            sa.select(t.id, t.type, t.idempotency_key, t.status, t.progress, t.error)
+            .where(t.parent_id == self.id)
+            .order_by(t.created_at, t.id)
+        ).all()
+        self._session.rollback()
+        return [
+            {
+                "id": str(row.id),
+                "type": row.type,
+                "key": (row.idempotency_key or "").rpartition(":")[2],
+                "status": row.status,
+                "progress": row.progress,
+                "error": row.error,
+            }
+            for row in rows
+        ]
+
+    def _record_child(self, type: str, params: dict, key: str) -> dict:
+        if self._submit is None:
+            raise processor_errors.PermanentError("this context cannot submit child tasks")
+        child_id = self._submit(type, params, key)
+        return {"id": str(child_id), "type": type, "key": key, "status": "queued", "progress": 0.0, "error": None}
 
     def _record_artifact(self, item: dict) -> dict:
         self.check()  # a stale or cancelled attempt stores nothing

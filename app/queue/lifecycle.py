@@ -257,6 +257,25 @@ def cancel(session: orm.Session, task_id: uuid.UUID) -> str:
     raise errors.InvalidTransition(f"task is {status}; only queued or running tasks can be cancelled")
 
 
+def cancel_descendants(session: orm.Session, task_id: uuid.UUID) -> int:
+    """Cancel every waiting or running task below `task_id` (children, their children, ...);
+    return how many were cancelled or asked to stop."""
+    count = 0
+    waiting = (Status.QUEUED, Status.RUNNING)
+    parents = [task_id]
+    while parents:
+        children = session.execute(
+            sa.select(models.Task.id, models.Task.status).where(models.Task.parent_id.in_(parents))
+        ).all()
+        for child in children:
+            if child.status in waiting:
+                with contextlib.suppress(errors.InvalidTransition):  # it ended meanwhile
+                    cancel(session, child.id)
+                    count += 1
+        parents = [child.id for child in children]
+    return count
+
+
 def retry(session: orm.Session, task_id: uuid.UUID, extra_attempts: int) -> sa.Row:
     """Put a failed or cancelled task back in the queue with `extra_attempts` more attempts."""
     at = now()

@@ -108,7 +108,14 @@ class Runner:
         policy = self.registry.policy(row.type)
         workdir = self.work_dir / str(row.id) / str(row.attempt)
         ctx = context_module.DurableContext(
-            self.session_factory, row.id, row.attempt, workdir, self.storage, row.account_id, self.settings
+            self.session_factory,
+            row.id,
+            row.attempt,
+            workdir,
+            self.storage,
+            row.account_id,
+            self.settings,
+            submit=lambda type, params, key: self._submit_child(row, type, params, key),
         )
         if row.attempt > 1:
             self._drop_earlier_artifacts(row)
@@ -121,6 +128,28 @@ class Runner:
             ctx.close()
             if ctx.workdir_made:
                 shutil.rmtree(workdir.parent, ignore_errors=True)
+
+    def _submit_child(self, row, type: str, params: dict, key: str):
+        """Store a child task of `row` and wake its pool; the key makes a retried parent's
+        repeat return the same child. Raises PermanentError for bad params or type."""
+        with self.session_factory() as session:
+            try:
+                child, created = lifecycle.submit(
+                    session,
+                    self.registry,
+                    type=type,
+                    params=params,
+                    account_id=row.account_id,
+                    parent_id=row.id,
+                    idempotency_key=f"child:{row.id}:{key}",
+                )
+            except (errors.UnknownTaskType, processor_errors.InvalidParams) as exc:
+                raise processor_errors.PermanentError(f"child task {key!r}: {exc}") from exc
+            session.commit()
+            child_id, pool, run_at = child.id, child.pool, child.run_at
+        if created:
+            self.wake(pool, 1, max(0.0, (run_at - lifecycle.now()).total_seconds()) or None)
+        return child_id
 
     def _drop_earlier_artifacts(self, row) -> None:
         """A retry replaces what earlier attempts stored: remove their artifact rows and files."""

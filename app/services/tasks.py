@@ -274,10 +274,12 @@ def delete(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> None:
 
 
 def cancel(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> str:
-    """Cancel a task; return "cancelled" or "cancel_requested". Raises NotFound, Conflict."""
+    """Cancel a task and every waiting or running task below it; return "cancelled" or
+    "cancel_requested" (for the task itself). Raises NotFound, Conflict."""
     task = get(task_id, account_id)
     try:
         outcome = lifecycle.cancel(db.session, task.id)
+        lifecycle.cancel_descendants(db.session, task.id)  # a course's lessons stop with it
         db.session.commit()
     except queue_errors.InvalidTransition as exc:
         db.session.rollback()
