@@ -5,6 +5,8 @@ Workers load them through the CONVEYOR_PROCESSORS setting, as a deployment would
 
 import time
 
+import marshmallow
+
 from processors import base, errors
 from processors.policy import Policy
 
@@ -44,4 +46,32 @@ class StubbornProcessor(base.Processor):
         return {}
 
 
-PATHS = "tests.plugins:SoftAwareProcessor,tests.plugins:StubbornProcessor"
+class FanOutParams(marshmallow.Schema):
+    count = marshmallow.fields.Integer(load_default=2)
+    seconds = marshmallow.fields.Float(load_default=0.5)
+    fail_once = marshmallow.fields.Boolean(load_default=False)
+
+
+class FanOutProcessor(base.Processor):
+    """Submits `count` sleep children, then waits for them, reporting their mean progress; fails
+    on the first attempt after submitting when `fail_once` (so a retry must not add children)."""
+
+    type = "fan_out"
+    Params = FanOutParams
+    policy = Policy(max_attempts=2, backoff_base=0.1, backoff_cap=0.2, soft_timeout=60, hard_timeout=70, pool="io")
+
+    def run(self, params, ctx):
+        count, seconds = params["count"], params["seconds"]
+        for index in range(count):
+            ctx.submit_child("sleep", {"seconds": seconds}, key=f"child-{index}")
+        if params["fail_once"] and ctx.attempt == 1:
+            raise errors.RetryableError("failing once after submitting the children")
+        while True:
+            children = ctx.children_status()
+            ctx.progress(sum(c["progress"] for c in children) / len(children), "waiting for children")
+            if all(c["status"] in ("succeeded", "failed", "cancelled") for c in children):
+                return {"children": {c["key"]: c["status"] for c in children}}
+            ctx.sleep(0.2)
+
+
+PATHS = "tests.plugins:SoftAwareProcessor,tests.plugins:StubbornProcessor,tests.plugins:FanOutProcessor"
