@@ -1,9 +1,11 @@
 # The one image for Conveyor's API, workers, sweeper and migrations (see docker-compose.yml).
 FROM python:3.11-slim-bookworm
 
-# ffmpeg (with ffprobe) and espeak-ng are the tools the media task types run.
+# ffmpeg (with ffprobe) and espeak-ng are the tools the media task types run; Pango, HarfBuzz
+# and DejaVu fonts are what WeasyPrint needs for documentation PDFs.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ffmpeg espeak-ng \
+       libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*
 
 # PYTHONPATH: `celeryconfig` is a top-level module outside the installed packages, and the

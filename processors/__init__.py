@@ -11,4 +11,9 @@ BUILTIN = [
     "processors.video_clip:VideoClipProcessor",
     "processors.voice:VoiceProcessor",
     "processors.image:ImageProcessor",
+    "processors.explainer_video:ExplainerVideoProcessor",
+    "processors.story:StoryProcessor",
+    "processors.quiz:QuizProcessor",
+    "processors.documentation:DocumentationProcessor",
+    "processors.course_video:CourseVideoProcessor",
 ]

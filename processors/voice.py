@@ -5,9 +5,15 @@ The text is split at sentence ends; each sentence is spoken on its own by the ch
 to one WAV format, so its exact duration is known. The pieces are joined and encoded to mp3,
 wav or ogg with ffmpeg; the result's duration is measured with ffprobe. Caption cues are the
 sentences, timed by the measured durations, so they follow the audio rather than a guess.
+
+`narrate` is that speaking, joining and timing on its own, for the types that narrate
+(explainer_video speaks each scene with it); the `voice` type encodes and stores its result.
 """
 
+import dataclasses
 import json
+import pathlib
+from collections.abc import Callable
 
 import marshmallow
 from marshmallow import validate
@@ -72,19 +78,23 @@ class VoiceProcessor(base.Processor):
 
     def run(self, params: dict, ctx: base.Context) -> dict:
         provider = params["provider"]
-        voice = params["voice"] or _default_voice(provider, params["language"])
-        pieces = captions.sentences(params["text"], SENTENCE_CHARS)
-        ctx.progress(5, "splitting", f"{len(pieces)} sentences")
-        timed = self._speak_all(pieces, provider, voice, params, ctx)
-        ctx.progress(85, "joining")
-        joined = ffmpeg.concat_audio([path for path, _ in timed], ctx.workdir / "joined.wav", ctx)
+        voice = params["voice"] or default_voice(provider, params["language"])
+        spoken = narrate(
+            params["text"],
+            provider,
+            voice,
+            ctx,
+            ctx.workdir,
+            rate=params["rate"],
+            pitch=params["pitch"],
+            on_step=lambda stage, done, total: _report(ctx, stage, done, total),
+        )
         ctx.progress(90, "encoding", params["format"])
-        audio = ffmpeg.to_audio(joined, ctx.workdir / f"voice.{params['format']}", params["format"], ctx)
+        audio = ffmpeg.to_audio(spoken.audio, ctx.workdir / f"voice.{params['format']}", params["format"], ctx)
         duration = ffmpeg.probe(audio).duration
-        cues = _cues(pieces, [seconds for _, seconds in timed])
         meta = {"provider": provider, "voice": voice, "rate": params["rate"], "duration": duration}
         stored = ctx.artifact(audio, "audio", MIME[params["format"]], meta)
-        names = self._captions(cues, params, ctx) if params["captions"] else []
+        names = self._captions(spoken.cues, params, ctx) if params["captions"] else []
         ctx.progress(100, "done")
         return {
             "audio": audio.name,
@@ -93,19 +103,10 @@ class VoiceProcessor(base.Processor):
             "format": params["format"],
             "provider": provider,
             "voice": voice,
-            "sentences": len(pieces),
+            "sentences": len(spoken.cues),
             "characters": len(params["text"]),
             "captions": names,
         }
-
-    def _speak_all(self, pieces: list[str], provider: str, voice: str, params: dict, ctx) -> list[tuple]:
-        timed = []
-        for index, piece in enumerate(pieces, 1):
-            raw = _speak(provider, piece, voice, params, ctx, ctx.workdir / f"piece-{index:04d}")
-            normal = _normalise(raw, ctx.workdir / f"piece-{index:04d}.norm.wav", ctx)
-            timed.append((normal, ffmpeg.probe(normal).duration))
-            ctx.progress(10 + 70 * index / len(pieces), "speaking", f"sentence {index} of {len(pieces)}")
-        return timed
 
     def _captions(self, cues: list[captions.Cue], params: dict, ctx) -> list[str]:
         srt = ctx.workdir / "voice.srt"
@@ -119,26 +120,82 @@ class VoiceProcessor(base.Processor):
         return [srt.name, vtt.name]
 
 
-def _default_voice(provider: str, language: str | None) -> str:
+@dataclasses.dataclass(frozen=True)
+class Narration:
+    """Spoken text: one mono PCM WAV at PIECE_RATE, a caption cue per piece (from 0 s), and
+    its length, the sum of the measured pieces."""
+
+    audio: pathlib.Path
+    cues: list[captions.Cue]
+    duration: float
+
+
+def narrate(
+    text: str,
+    provider: str,
+    voice: str,
+    ctx: base.Context,
+    folder: pathlib.Path,
+    *,
+    rate: float = 1.0,
+    pitch: int | None = None,
+    on_step: Callable[[str, int, int], None] | None = None,
+) -> Narration:
+    """Speak `text` sentence by sentence into `folder/joined.wav` and time a cue per sentence.
+
+    provider: espeak, openai or elevenlabs; voice: that provider's voice id.
+    rate: speed, 1.0 is normal; pitch: espeak only, 0-99 (None: the voice's own).
+    on_step: told (stage, done, total) at "splitting" (0 done), after each piece "speaking",
+        and before the join "joining"; it may raise `Cancelled`.
+    Raises PermanentError for text with nothing to speak and the providers' errors.
+    """
+    pieces = captions.sentences(text, SENTENCE_CHARS)
+    if not pieces:
+        raise errors.PermanentError("there is no text to speak")
+    step = on_step or (lambda stage, done, total: None)
+    step("splitting", 0, len(pieces))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths, durations = [], []
+    for index, piece in enumerate(pieces, 1):
+        stem = folder / f"piece-{index:04d}"
+        raw = _speak(provider, piece, voice, rate, pitch, ctx, stem)
+        paths.append(_normalise(raw, folder / f"piece-{index:04d}.norm.wav", ctx))
+        durations.append(ffmpeg.probe(paths[-1]).duration)
+        step("speaking", index, len(pieces))
+    step("joining", len(pieces), len(pieces))
+    joined = ffmpeg.concat_audio(paths, folder / "joined.wav", ctx)
+    return Narration(joined, _cues(pieces, durations), sum(durations))
+
+
+def default_voice(provider: str, language: str | None) -> str:
+    """Return the voice to use when none is given: espeak's for the language, else the provider's first."""
     if provider == "espeak" and language:
         return language.lower()  # espeak-ng names its voices by language ("en-us", "de", "fr")
     return DEFAULT_VOICES[provider]
 
 
-def _speak(provider: str, text: str, voice: str, params: dict, ctx, stem):
+def _report(ctx: base.Context, stage: str, done: int, total: int) -> None:
+    if stage == "splitting":
+        ctx.progress(5, "splitting", f"{total} sentences")
+    elif stage == "speaking":
+        ctx.progress(10 + 70 * done / total, "speaking", f"sentence {done} of {total}")
+    else:
+        ctx.progress(85, "joining")
+
+
+def _speak(provider: str, text: str, voice: str, rate: float, pitch: int | None, ctx, stem):
     """Speak one piece with the provider; return the file written (its format varies)."""
     if provider == "espeak":
-        wpm = round(175 * params["rate"])
-        pitch = 50 if params["pitch"] is None else params["pitch"]
+        wpm, pitch = round(175 * rate), 50 if pitch is None else pitch
         return espeak.speak(text, voice, stem.with_suffix(".wav"), rate_wpm=wpm, pitch=pitch, ctx=ctx)
     if provider == "openai":
         out = stem.with_suffix(".wav")
-        openai_api.speak(ctx.settings, text, voice, out, speed=params["rate"], response_format="wav", ctx=ctx)
+        openai_api.speak(ctx.settings, text, voice, out, speed=rate, response_format="wav", ctx=ctx)
         return out
     out = stem.with_suffix(".mp3")
     elevenlabs_api.speak(ctx.settings, text, voice, out, ctx=ctx)
-    if params["rate"] != 1.0:  # ElevenLabs has no speed parameter: change tempo, keep pitch
-        return _tempo(out, stem.with_suffix(".tempo.wav"), params["rate"], ctx)
+    if rate != 1.0:  # ElevenLabs has no speed parameter: change tempo, keep pitch
+        return _tempo(out, stem.with_suffix(".tempo.wav"), rate, ctx)
     return out
 
 

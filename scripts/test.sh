@@ -12,9 +12,15 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 
-# The media tests run the real ffmpeg and espeak-ng: install them when missing and we may.
+# The media tests run the real ffmpeg, espeak-ng, pdftotext and WeasyPrint's libraries: install
+# them when missing and we may.
 missing=()
-for tool in ffmpeg espeak-ng; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in ffmpeg espeak-ng pdftotext:poppler-utils; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
+done
+for package in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" || {

@@ -8,6 +8,7 @@ the task's context, and is killed when the task is cancelled.
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import subprocess
 import tempfile
@@ -57,18 +58,33 @@ def speak(
 
 def voices() -> list[_voices.Voice]:
     """Return the installed espeak-ng voices (ids like "en-us")."""
+    found: dict[str, _voices.Voice] = {}
+    for line in _listing().splitlines()[1:]:
+        voice = _parse_voice(line, taken=found)
+        if voice is not None:
+            found[voice.id] = voice
+    return list(found.values())
+
+
+def _listing() -> str:
     try:
         done = subprocess.run([PROGRAM, "--voices"], capture_output=True, text=True, timeout=30, check=False)
     except FileNotFoundError as exc:
         raise errors.PermanentError(f"{PROGRAM} is not installed") from exc
     if done.returncode != 0:
         raise errors.PermanentError(f"{PROGRAM} --voices failed: {done.stderr.strip()}")
-    found: dict[str, _voices.Voice] = {}
-    for line in done.stdout.splitlines()[1:]:
-        voice = _parse_voice(line, taken=found)
-        if voice is not None:
-            found[voice.id] = voice
-    return list(found.values())
+    return done.stdout
+
+
+@functools.cache
+def _known_voices() -> frozenset[str]:
+    """Return the names `-v` takes: each voice's id, its language and its file's name."""
+    names = set()
+    for line in _listing().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 5:
+            names.update({fields[1].lower(), fields[4].lower(), fields[4].rpartition("/")[2].lower()})
+    return frozenset(names)
 
 
 def _parse_voice(line: str, taken: dict) -> _voices.Voice | None:
@@ -89,6 +105,10 @@ def _check(text: str, voice: str, rate_wpm: int, pitch: int) -> None:
     # A voice name starting with "-" would be read as an option.
     if not voice or voice.startswith("-") or any(c.isspace() for c in voice):
         raise errors.PermanentError(f"espeak-ng: {voice!r} is not a voice name")
+    # espeak-ng itself falls back silently on a name it half-knows ("no-such-voice" speaks
+    # Norwegian), so the name is checked against the installed voices (a `+variant` may follow).
+    if voice.partition("+")[0].lower() not in _known_voices():
+        raise errors.PermanentError(f"espeak-ng has no voice {voice!r}; GET /api/voices lists them")
     if not RATE_RANGE[0] <= rate_wpm <= RATE_RANGE[1]:
         raise errors.PermanentError(f"espeak-ng: rate {rate_wpm} wpm is outside {RATE_RANGE[0]}-{RATE_RANGE[1]}")
     if not PITCH_RANGE[0] <= pitch <= PITCH_RANGE[1]:

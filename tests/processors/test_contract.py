@@ -34,10 +34,35 @@ CASES = {
         "invalid": {"prompt": "a red bicycle", "size": "10x10"},
         "cancel": {"prompt": "a red bicycle", "n": 4},
     },
+    "explainer_video": {
+        "valid": {"script": [{"narration": "One short scene.", "slide": "# One\n\n- a point"}], "aspect": "1:1"},
+        "invalid": {"prompt": "otters", "script": [{"narration": "Hi.", "slide": "# Hi"}]},
+        "cancel": {"script": [{"narration": "A scene that takes a while to say. " * 20, "slide": "# Long"}] * 2},
+    },
+    "story": {
+        "valid": {"prompt": "a fox who learns to share", "illustrations": 1, "narration": True, "quiz": True},
+        "invalid": {"prompt": "a fox who learns to share", "length": "epic"},
+        "cancel": {"prompt": "a fox who learns to share"},
+    },
+    "quiz": {
+        "valid": {"source_text": "Otters hold hands while they sleep.", "num_questions": 2},
+        "invalid": {"source_text": "Otters sleep.", "source_task_id": SOURCE_ID},
+        "cancel": {"source_text": "Otters hold hands while they sleep.", "num_questions": 2},
+    },
     "video_clip": {
         "valid": {"source": {"upload_id": SOURCE_ID}, "max_clips": 1, "min_s": 2, "max_s": 3, "aspect": "1:1"},
         "invalid": {"source": {"upload_id": SOURCE_ID}, "min_s": 30, "max_s": 10},
         "cancel": {"source": {"upload_id": SOURCE_ID}, "min_s": 2, "max_s": 3},
+    },
+    "course_video": {
+        "valid": {"outline": {"title": "T", "chapters": [{"title": "C", "lessons": [{"title": "L", "content": "A."}]}]}},
+        "invalid": {"topic": "otters", "max_chapters": 0},
+        "cancel": {"outline": {"title": "T", "chapters": [{"title": "C", "lessons": [{"title": "L", "content": "A."}]}]}},
+    },
+    "documentation": {
+        "valid": {"content": "Otters hold hands while they sleep. They float on their backs.", "format": "pdf"},
+        "invalid": {"content": "Otters sleep.", "format": "docx"},
+        "cancel": {"content": "Otters hold hands while they sleep. " * 40},
     },
 }
 

@@ -43,11 +43,18 @@ def test_text_is_never_read_as_options_or_shell(tmp_path):
     assert not (tmp_path / "other.wav").exists()
 
 
-def test_unknown_voice_is_permanent_and_leaves_no_file(tmp_path):
-    with pytest.raises(errors.PermanentError, match="voice does not exist"):
-        espeak.speak("Hello.", "xx-nowhere", tmp_path / "s.wav")
+@pytest.mark.parametrize("voice", ["xx-nowhere", "no-such-voice"])  # espeak-ng itself speaks Norwegian for the second
+def test_unknown_voice_is_permanent_and_leaves_no_file(tmp_path, voice):
+    with pytest.raises(errors.PermanentError, match=f"espeak-ng has no voice '{voice}'"):
+        espeak.speak("Hello.", voice, tmp_path / "s.wav")
 
     assert not (tmp_path / "s.wav").exists()
+
+
+def test_variants_and_file_names_are_voices(tmp_path):
+    espeak.speak("Hello.", "en+f3", tmp_path / "variant.wav")
+    espeak.speak("Hello.", "gmw/en-US", tmp_path / "file.wav")
+    assert (tmp_path / "variant.wav").stat().st_size > 1000 and (tmp_path / "file.wav").stat().st_size > 1000
 
 
 @pytest.mark.parametrize(

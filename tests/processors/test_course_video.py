@@ -1,0 +1,99 @@
+"""course_video: an outline (given, or from the LLM) and one explainer_video child per lesson,
+built from the lesson's content; the parent's progress follows its children's, it fails naming
+the lessons that failed, and cancelling it cancels them. Real workers, espeak-ng and ffmpeg;
+the LLM is the fake OpenAI server."""
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from app import config, models
+from app.extensions import db
+from app.services import tasks as task_service
+from processors import base, course_video, errors
+from tests.fakes import openai_server
+from tests.queue import helpers
+
+OUTLINE = {
+    "title": "Otters",
+    "chapters": [
+        {
+            "title": "Life in water",
+            "lessons": [
+                {"title": "Floating", "content": "Otters float on their backs. They hold hands while asleep."},
+                {"title": "Eating", "content": "Otters eat crabs and clams. They use stones as tools."},
+            ],
+        }
+    ],
+}
+
+
+def _children(parent_id) -> list[models.Task]:
+    db.session.rollback()
+    query = sa.select(models.Task).where(models.Task.parent_id == parent_id).order_by(models.Task.created_at)
+    return list(db.session.scalars(query))
+
+
+def test_a_lesson_script_narrates_its_content():
+    scenes = course_video.lesson_script("Life in water", "Floating", OUTLINE["chapters"][0]["lessons"][0]["content"])
+    assert scenes[0] == {"narration": "Floating.", "slide": "# Floating\n\nLife in water"}
+    assert scenes[1]["narration"] == "Otters float on their backs. They hold hands while asleep."
+    assert scenes[1]["slide"].splitlines()[2:] == ["- Otters float on their backs.", "- They hold hands while asleep."]
+
+
+def test_a_topic_without_an_llm_fails_at_once(tmp_path):
+    ctx = base.Context("course", 1, tmp_path / "w", settings=config.load({"CONVEYOR_VAR_DIR": str(tmp_path)}))
+    params = course_video.CourseVideoProcessor.load_params({"topic": "otters"})
+    with pytest.raises(errors.PermanentError, match="OPENAI_API_KEY"):
+        course_video.CourseVideoProcessor().run(params, ctx)
+    assert ctx.children == []
+
+
+def test_a_bad_llm_outline_is_asked_again_once_then_fails(tmp_path):
+    dup = {"title": "T", "chapters": [{"title": "C", "lessons": [{"title": "Same", "content": "a."}] * 2}]}
+    with openai_server.OpenAIServer(chat=lambda body: dup) as server:
+        settings = config.load({"CONVEYOR_VAR_DIR": str(tmp_path)}, server.settings())
+        ctx = base.Context("course", 1, tmp_path / "w", settings=settings)
+        params = course_video.CourseVideoProcessor.load_params({"topic": "otters"})
+        with pytest.raises(errors.PermanentError, match="lesson titles must be unique"):
+            course_video.CourseVideoProcessor().run(params, ctx)
+        assert len(server.requests_to("/v1/chat/completions")) == 2
+    assert ctx.children == []
+
+
+def test_a_given_outline_runs_with_no_key(backend, app, account, processes):
+    processes.worker("io", concurrency=1)
+    processes.worker("cpu", concurrency=2)
+    parent, _ = task_service.submit("course_video", {"outline": OUTLINE, "aspect": "1:1"}, account_id=account.id)
+    done = helpers.wait_status(parent.id, ("succeeded", "failed"), timeout=180)
+    assert done.status == "succeeded", done.error
+    children = _children(parent.id)
+    assert [c.type for c in children] == ["explainer_video", "explainer_video"]
+    assert all(c.status == "succeeded" for c in children)
+    # Built from the lesson's content, not only its title.
+    narrated = " ".join(scene["narration"] for scene in children[1].params["script"])
+    assert "They use stones as tools." in narrated
+    assert [lesson["title"] for lesson in done.result["lessons"]] == ["Floating", "Eating"]
+    assert {lesson["task_id"] for lesson in done.result["lessons"]} == {str(c.id) for c in children}
+    progress = [e.data["progress"] for e in helpers.events(parent.id, "progress")]
+    assert progress == sorted(progress) and progress[-1] == 100.0
+    assert len(progress) >= 3, "the parent reports its children's progress while it waits"
+    outline = [a for a in task_service.artifacts(parent.id, account.id) if a.kind == "outline"]
+    assert len(outline) == 1 and outline[0].name == "outline.json"
+
+
+def test_a_failed_lesson_fails_the_course_naming_it(backend, app, account, processes, settings):
+    processes.worker("io", concurrency=1)
+    processes.worker("cpu", concurrency=2)
+    broken = json.loads(json.dumps(OUTLINE))
+    broken["chapters"][0]["lessons"][1]["content"] = "x" * 10
+    # An unknown espeak voice fails every lesson's narration at once (a permanent error).
+    parent, _ = task_service.submit(
+        "course_video", {"outline": broken, "aspect": "1:1", "voice": "no-such-voice"}, account_id=account.id
+    )
+    done = helpers.wait_status(parent.id, ("succeeded", "failed"), timeout=180)
+    assert done.status == "failed"
+    message = done.error["message"]
+    assert "2 of 2 lessons did not succeed" in message
+    assert "Life in water / Floating (failed)" in message and "Life in water / Eating (failed)" in message
