@@ -12,6 +12,7 @@ from app import config, models
 from app.extensions import db
 from app.services import tasks as task_service
 from processors import base, course_video, errors
+from tests.conftest import wait_for
 from tests.fakes import openai_server
 from tests.queue import helpers
 
@@ -97,3 +98,21 @@ def test_a_failed_lesson_fails_the_course_naming_it(backend, app, account, proce
     message = done.error["message"]
     assert "2 of 2 lessons did not succeed" in message
     assert "Life in water / Floating (failed)" in message and "Life in water / Eating (failed)" in message
+
+
+def test_cancelling_a_course_cancels_its_lessons(backend, app, account, processes):
+    processes.worker("io", concurrency=1)
+    processes.worker("cpu", concurrency=1)  # one lesson renders, the other waits
+    long = json.loads(json.dumps(OUTLINE))
+    for lesson in long["chapters"][0]["lessons"]:
+        lesson["content"] = "Otters are playful animals that live near water. " * 30
+    parent, _ = task_service.submit("course_video", {"outline": long, "aspect": "1:1"}, account_id=account.id)
+    wait_for(
+        lambda: any(c.status == "running" for c in _children(parent.id)), timeout=60, message="a lesson running"
+    )
+    assert task_service.cancel(parent.id, account.id) == "cancel_requested"
+    helpers.wait_status(parent.id, "cancelled", timeout=30)
+    children = _children(parent.id)
+    assert len(children) == 2
+    for child in children:
+        helpers.wait_status(child.id, "cancelled", timeout=30)

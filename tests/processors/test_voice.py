@@ -188,7 +188,7 @@ def test_an_unknown_espeak_voice_fails_permanently(provider_settings, tmp_path):
     ctx = base.Context("task-voice", 1, tmp_path / "w", settings=provider_settings)
     params = voice.VoiceProcessor.load_params({"text": TEXT, "voice": "xx-nowhere"})
 
-    with pytest.raises(errors.PermanentError, match="espeak-ng has no voice .xx-nowhere."):
+    with pytest.raises(errors.PermanentError, match=r"espeak-ng has no voice 'xx-nowhere'"):
         voice.VoiceProcessor().run(params, ctx)
 
     assert ctx.artifacts == []
