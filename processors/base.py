@@ -6,7 +6,9 @@ A processor is a class with:
 - `Params`: a marshmallow schema; the queue validates params with it on submit and again
   before each run, and passes `run` the loaded (typed, defaulted) dict;
 - `policy`: a `Policy` (attempts, backoff, timeouts, default priority, pool, estimate);
-- `providers`: names of the outside services or tools it needs (see `processors.providers`);
+- `providers`: names of the outside services or tools it needs (see `processors.providers`),
+  and `optional_providers`: those only some params need (raise PermanentError naming the
+  missing setting when such params come without it);
 - `run(params, ctx)`: does the work and returns a JSON-serialisable dict, the task's result.
 
 `run` reports progress with `ctx.progress(percent, stage, message)`, which also raises
@@ -207,6 +209,9 @@ class Processor:
     Params: ClassVar[type[marshmallow.Schema]] = NoParams
     policy: ClassVar[Policy] = Policy()
     providers: ClassVar[tuple[str, ...]] = ()
+    # Providers some params need and others do not (an LLM for a prompt, none for a given
+    # script): listed with their state, without making the type unavailable.
+    optional_providers: ClassVar[tuple[str, ...]] = ()
     # The typed submit endpoint's name: POST /api/<endpoint>/generate (default: the type with
     # dashes for underscores).
     endpoint: ClassVar[str] = ""

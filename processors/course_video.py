@@ -94,6 +94,7 @@ class CourseVideoProcessor(base.Processor):
     )
     Params = Params
     providers = ("ffmpeg", "ffprobe", "espeak")
+    optional_providers = ("openai",)  # for a topic; a given outline needs no key
     # The parent mostly waits for its children, in the io pool.
     policy = Policy(
         max_attempts=2,

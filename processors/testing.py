@@ -99,7 +99,7 @@ def check_contract(cls: type) -> None:
         cls(policy=cls.policy)
     except Exception as exc:  # whatever a plugin's __init__ raises is the finding
         _fail(cls, "contract", f"the registry cannot create it as cls(policy=...): {exc!r}")
-    unknown = [name for name in cls.providers if name not in providers.CHECKS]
+    unknown = [name for name in (*cls.providers, *cls.optional_providers) if name not in providers.CHECKS]
     if unknown:
         _fail(cls, "contract", f"unknown provider(s) {unknown}; known: {sorted(providers.CHECKS)}")
 

@@ -155,6 +155,9 @@ class EventPage(ma.Schema):
 class Provider(ma.Schema):
     name = ma.fields.String(required=True)
     configured = ma.fields.Boolean(required=True)
+    required = ma.fields.Boolean(
+        required=True, metadata={"description": "false: only some params need it (e.g. an LLM for a prompt)"}
+    )
     reason = ma.fields.String(allow_none=True)
 
 

@@ -27,6 +27,7 @@ def describe(registry, settings: dict, converter) -> list[dict]:
     for name in registry.types():
         cls = registry.processor_class(name)
         reasons = providers.availability(cls.providers, settings)
+        optional = providers.availability(cls.optional_providers, settings)
         described.append(
             {
                 "type": name,
@@ -36,8 +37,12 @@ def describe(registry, settings: dict, converter) -> list[dict]:
                 "policy": dataclasses.asdict(registry.policy(name)),
                 "available": all(reason is None for reason in reasons.values()),
                 "providers": [
-                    {"name": provider, "configured": reason is None, "reason": reason}
+                    {"name": provider, "configured": reason is None, "required": True, "reason": reason}
                     for provider, reason in reasons.items()
+                ]
+                + [
+                    {"name": provider, "configured": reason is None, "required": False, "reason": reason}
+                    for provider, reason in optional.items()
                 ],
             }
         )

@@ -102,6 +102,7 @@ class ExplainerVideoProcessor(base.Processor):
     Params = Params
     # Hard needs only: the LLM is needed for a prompt alone, and checked when a run needs it.
     providers = ("ffmpeg", "ffprobe", "espeak")
+    optional_providers = ("openai",)  # for a prompt; a given script needs no key
     policy = Policy(max_attempts=3, backoff_base=10, soft_timeout=3600, hard_timeout=3660, pool="cpu", estimate=120)
 
     def run(self, params: dict, ctx: base.Context) -> dict:

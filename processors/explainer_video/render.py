@@ -24,12 +24,12 @@ CAPTION_COLOUR = "#FFFFFF"
 VIDEO = {"c:v": "libx264", "preset": "veryfast", "tune": "stillimage", "crf": 20, "pix_fmt": "yuv420p", "r": FPS}
 
 
-def frame_counts(durations: list[float]) -> list[int]:
-    """Return each scene's frame count, so scene i ends on the frame nearest its true end."""
+def frame_counts(durations: list[float], fps: float = FPS) -> list[int]:
+    """Return each scene's frame count at `fps`, so scene i ends on the frame nearest its true end."""
     counts, start, elapsed = [], 0, 0.0
     for seconds in durations:
         elapsed += seconds
-        end = max(start + 1, round(elapsed * FPS))
+        end = max(start + 1, round(elapsed * fps))
         counts.append(end - start)
         start = end
     return counts
@@ -48,16 +48,17 @@ def scene_clip(
         size = image.size
     filters = "format=yuv420p"
     if cues:
-        ass = out.with_suffix(".ass")
-        ass.write_text(captions.to_ass(cues, _caption_style(size)), encoding="utf-8")
-        filters += (
-            f",subtitles=filename={ffmpeg.escape_filter_path(ass)}"
-            f":fontsdir={ffmpeg.escape_filter_path(fonts.DIRECTORY)}"
-        )
+        filters += "," + burn_filter(cues, size, out.with_suffix(".ass"))
     command = ffmpeg.Command().input(slide, loop=1, framerate=FPS)
     command.output(out, vf=filters, an=True, **{"frames:v": frames, **VIDEO})
     ffmpeg.run(command, ctx, duration=frames / FPS, on_progress=on_progress)
     return out
+
+
+def burn_filter(cues: list[captions.Cue], size: tuple[int, int], ass: pathlib.Path) -> str:
+    """Write the cues as a styled ASS file for a frame of `size`; return the filter that burns it in."""
+    ass.write_text(captions.to_ass(cues, _caption_style(size)), encoding="utf-8")
+    return f"subtitles=filename={ffmpeg.escape_filter_path(ass)}:fontsdir={ffmpeg.escape_filter_path(fonts.DIRECTORY)}"
 
 
 def join(clips: list[pathlib.Path], narration: pathlib.Path, out: pathlib.Path, ctx: base.Context) -> pathlib.Path:

@@ -84,14 +84,18 @@ def render(markdown: str, aspect: str, theme: themes.Theme, out: pathlib.Path, c
     if ops is None:
         raise ValueError(f"the slide does not fit on a {size[0]}x{size[1]} frame even with its text at its smallest")
     image = Image.new("RGB", size, theme.background)
-    draw = ImageDraw.Draw(image)
-    for op in ops:
-        if isinstance(op, Box):
-            draw.rounded_rectangle(op.box, radius=op.radius, fill=op.fill, outline=op.outline, width=1)
-        else:
-            draw.text((op.x, op.y), op.text, font=op.font, fill=op.fill)
+    draw(ImageDraw.Draw(image), ops)
     image.save(out, format="PNG", optimize=False)
     return out
+
+
+def draw(canvas: ImageDraw.ImageDraw, ops: list) -> None:
+    """Draw layout operations (boxes and text runs) on a Pillow canvas."""
+    for op in ops:
+        if isinstance(op, Box):
+            canvas.rounded_rectangle(op.box, radius=op.radius, fill=op.fill, outline=op.outline, width=1)
+        else:
+            canvas.text((op.x, op.y), op.text, font=op.font, fill=op.fill)
 
 
 def problem(markdown: str, aspect: str, captions: bool) -> str | None:
@@ -121,15 +125,24 @@ def caption_band(size: tuple[int, int]) -> int:
 def layout(blocks: list[markup.Block], size: tuple[int, int], theme: themes.Theme, bottom: float = 0) -> list | None:
     """Return the drawing operations of the blocks at the largest scale that fits above a band
     of `bottom` pixels, else None."""
+    groups = layout_blocks(blocks, size, theme, bottom)
+    return None if groups is None else [op for group in groups for op in group]
+
+
+def layout_blocks(
+    blocks: list[markup.Block], size: tuple[int, int], theme: themes.Theme, bottom: float = 0
+) -> list[list] | None:
+    """Return `layout`'s operations grouped by block (one list per block, in order), else None."""
     short = min(size)
     margin = round(short * MARGIN)
     scale = 1.0
     while scale >= MIN_SCALE - 1e-9:
         cursor = _Cursor(margin, size[0] - margin, short / REFERENCE * scale, theme)
-        _lay_blocks(blocks, cursor)
+        bounds = _lay_blocks(blocks, cursor)
         room = size[1] - 2 * margin - max(0, bottom - margin)
         if cursor.y <= room:
-            return [_moved(op, margin + (room - cursor.y) / 2) for op in cursor.ops]  # centred
+            dy = margin + (room - cursor.y) / 2  # centred
+            return [[_moved(op, dy) for op in cursor.ops[first:end]] for first, end in bounds]
         scale *= SHRINK
     return None
 
@@ -141,11 +154,16 @@ def _moved(op, dy: float):
     return dataclasses.replace(op, y=op.y + dy)
 
 
-def _lay_blocks(blocks: list[markup.Block], cursor: _Cursor) -> None:
+def _lay_blocks(blocks: list[markup.Block], cursor: _Cursor) -> list[tuple[int, int]]:
+    """Lay out the blocks; return each block's slice of `cursor.ops` as (first, end)."""
+    bounds = []
     for number, block in enumerate(blocks):
         if number:
             cursor.y += FONT_PX["text"] * cursor.unit * 0.6
+        first = len(cursor.ops)
         LAYERS[type(block)](block, cursor)
+        bounds.append((first, len(cursor.ops)))
+    return bounds
 
 
 def _lay_heading(block: markup.Heading, cursor: _Cursor) -> None:

@@ -18,3 +18,16 @@ def test_types_with_schema_policy_and_availability(backend, client, keys):
     spec = client.get("/api/openapi.json").get_json()
     for name, described in types.items():
         assert described["endpoint"] in spec["paths"], name
+
+
+def test_an_optional_llm_is_listed_without_making_the_type_unavailable(backend, client, keys):
+    types = {t["type"]: t for t in client.get("/api/task-types", headers=bearer(keys["a_member"])).get_json()}
+    explainer = types["explainer_video"]
+    assert explainer["available"] is True  # a given script runs on espeak-ng, with no key
+    openai = next(p for p in explainer["providers"] if p["name"] == "openai")
+    assert openai == {"name": "openai", "configured": False, "required": False, "reason": "OPENAI_API_KEY is not set"}
+    story = types["story"]
+    assert story["available"] is False
+    assert story["providers"] == [
+        {"name": "openai", "configured": False, "required": True, "reason": "OPENAI_API_KEY is not set"}
+    ]
