@@ -467,13 +467,10 @@ def list_processors() -> None:
         cls = conveyor.registry.processor_class(name)
         missing = {p: why for p, why in providers.availability(cls.providers, conveyor.settings).items() if why}
         state = "available" if not missing else "unavailable: " + "; ".join(missing.values())
-        optional = [
-            f"{p} ({why})"
-            for p, why in providers.availability(cls.optional_providers, conveyor.settings).items()
-            if why
-        ]
-        if optional and not missing:
-            state += "; without " + ", ".join(optional) + " only for some params"
+        optional = providers.availability(cls.optional_providers, conveyor.settings)
+        notes = [f"{p} for some params: {why}" for p, why in optional.items() if why]
+        if notes and not missing:
+            state += " (" + "; ".join(notes) + ")"
         click.echo(
             f"{name:<18} pool={policy.pool:<4} attempts={policy.max_attempts} "
             f"timeout={policy.soft_timeout:g}/{policy.hard_timeout:g}s priority={policy.priority} "
