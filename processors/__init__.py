@@ -16,4 +16,5 @@ BUILTIN = [
     "processors.quiz:QuizProcessor",
     "processors.documentation:DocumentationProcessor",
     "processors.course_video:CourseVideoProcessor",
+    "processors.animated_lesson:AnimatedLessonProcessor",
 ]

@@ -63,6 +63,26 @@ CASES = {
         "cancel": {"outline": COURSE_OUTLINE},
         "run": False,
     },
+    "animated_lesson": {
+        "valid": {
+            "sections": [
+                {"title": "One", "narration": "One short section.", "blocks": [{"type": "text", "content": "Hi"}]}
+            ],
+            "aspect": "1:1",
+            "resolution": 360,
+        },
+        "invalid": {"prompt": "otters", "sections": [{"title": "A", "narration": "Hi.", "blocks": []}]},
+        "cancel": {
+            "sections": [
+                {
+                    "title": "Long",
+                    "narration": "A section that takes a while to say. " * 20,
+                    "blocks": [{"type": "heading", "content": "Long"}],
+                }
+            ]
+            * 2
+        },
+    },
     "documentation": {
         "valid": {"content": "Otters hold hands while they sleep. They float on their backs.", "format": "pdf"},
         "invalid": {"content": "Otters sleep.", "format": "docx"},

@@ -107,9 +107,7 @@ def test_cancelling_a_course_cancels_its_lessons(backend, app, account, processe
     for lesson in long["chapters"][0]["lessons"]:
         lesson["content"] = "Otters are playful animals that live near water. " * 30
     parent, _ = task_service.submit("course_video", {"outline": long, "aspect": "1:1"}, account_id=account.id)
-    wait_for(
-        lambda: any(c.status == "running" for c in _children(parent.id)), timeout=60, message="a lesson running"
-    )
+    wait_for(lambda: any(c.status == "running" for c in _children(parent.id)), timeout=60, message="a lesson running")
     assert task_service.cancel(parent.id, account.id) == "cancel_requested"
     helpers.wait_status(parent.id, "cancelled", timeout=30)
     children = _children(parent.id)
