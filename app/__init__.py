@@ -5,6 +5,7 @@ Celery app, and registers the CLI and the HTTP blueprints.
 
 import os
 import pathlib
+import secrets
 
 import flask
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ def create_app(config: dict | None = None) -> flask.Flask:
     pathlib.Path(settings["CONVEYOR_VAR_DIR"]).mkdir(parents=True, exist_ok=True)
     app = flask.Flask(__name__)
     app.config.update(settings)
+    app.config["SECRET_KEY"] = settings["CONVEYOR_SECRET_KEY"] or _local_secret(settings["CONVEYOR_VAR_DIR"])
     extensions.db.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=str(MIGRATIONS))
     if settings["DATABASE_URL"].startswith("sqlite:"):
@@ -41,11 +43,24 @@ def create_app(config: dict | None = None) -> flask.Flask:
     conveyor = runtime.Runtime(app, settings, registry, celery_glue.create(settings))
     queue_tasks.register(conveyor.celery, conveyor.make_runner, conveyor.after_fork)
     app.extensions["conveyor"] = conveyor
-    from app import api  # the HTTP layer sits on top of everything above
+    from app import api, dashboard  # the HTTP layer sits on top of everything above
 
     api.init_app(app, registry)
+    dashboard.init_app(app)
     _register_cli(app)
     return app
+
+
+def _local_secret(var_dir: str) -> str:
+    """Return the key that signs session cookies when CONVEYOR_SECRET_KEY is unset: made once
+    and kept in `var/secret-key`, so every process on this machine shares it."""
+    path = pathlib.Path(var_dir) / "secret-key"
+    try:
+        with open(path, "x", opener=lambda name, flags: os.open(name, flags, 0o600)) as made:
+            made.write(secrets.token_urlsafe(32))
+    except FileExistsError:
+        pass  # made earlier, or just now by another process
+    return path.read_text().strip()
 
 
 def _sqlite_pragmas(connection, record) -> None:

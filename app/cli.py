@@ -150,6 +150,7 @@ def run(host: str, port: int) -> None:
     click.echo(f"Conveyor is running at http://{host}:{port}/ (workers: {', '.join(POOLS)}; sweeper)")
     click.echo("Submit a task:  python manage.py tasks submit sleep --param seconds=1 --wait")
     click.echo(f"API docs:       http://{host}:{port}/api/docs")
+    click.echo(f"Dashboard:      http://{host}:{port}/dashboard/ (sign in with the key above)")
     try:
         # The app object itself: the `current_app` proxy means nothing in the server's threads.
         served = flask.current_app._get_current_object()

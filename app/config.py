@@ -96,6 +96,7 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_SSE_POLL_SECONDS": (_float(0.05, 10), 0.5),
     "CONVEYOR_SSE_HEARTBEAT_SECONDS": (_float(0.1, 300), 15.0),
     "CONVEYOR_UPLOAD_MAX_BYTES": (_int(1, 2**40), 500 * 2**20),
+    "CONVEYOR_SECRET_KEY": (_str, None),
     "CONVEYOR_AUTH_CACHE_SECONDS": (_float(0, 300), 5.0),
     "CONVEYOR_ETA_CACHE_SECONDS": (_float(0, 300), 5.0),
     "CONVEYOR_DB_POOL_SIZE": (_int(1, 200), 10),

@@ -12,13 +12,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 
-# The media tests run the real ffmpeg, espeak-ng, pdftotext and WeasyPrint's libraries: install
-# them when missing and we may.
+# The tests run the real ffmpeg, espeak-ng, pdftotext, WeasyPrint's libraries and Chromium (the
+# dashboard's browser tests): install them when missing and we may.
 missing=()
-for tool in ffmpeg espeak-ng pdftotext:poppler-utils; do
+for tool in ffmpeg espeak-ng pdftotext:poppler-utils chromium; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
 done
-for package in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core; do
+for package in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core fonts-liberation; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,72 @@
+"""The web dashboard at `/dashboard`: server-rendered Jinja pages with htmx for the live parts
+(vendored in `static/vendor`, see scripts/vendor-dashboard-assets.sh), on the same services as
+the API. Sign-in with an API key into a signed session cookie; a CSRF token on every action.
+
+Each page module owns a child blueprint; `init_app` nests them under one `dashboard`
+blueprint that carries the templates, the static files, the session and CSRF hooks and the
+HTML error pages.
+"""
+
+import logging
+
+import flask
+from werkzeug import exceptions
+
+from app.dashboard import admin, overview, pages, session, signin, submit, tasks
+from app.services import errors as service_errors
+
+log = logging.getLogger("conveyor.dashboard")
+
+# Dashboard pages load only their own files; artifacts are framed from the same origin.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+    "frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def init_app(app: flask.Flask) -> flask.Blueprint:
+    """Register the dashboard's blueprints (under `/dashboard`) on `app`."""
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:  # Flask's default is None
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    parent = flask.Blueprint(
+        "dashboard",
+        __name__,
+        url_prefix="/dashboard",
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/static",
+    )
+    parent.before_request(session.require_secret_key)
+    parent.before_request(session.check_csrf)
+    parent.context_processor(session.template_globals)
+    parent.context_processor(pages.helpers)
+    parent.after_request(_security_headers)
+    parent.register_error_handler(service_errors.ServiceError, _service_error)
+    parent.register_error_handler(exceptions.HTTPException, _http_error)
+    parent.register_error_handler(Exception, _unexpected)
+    for child in (signin.blueprint, overview.blueprint, tasks.blueprint, submit.blueprint, admin.blueprint):
+        parent.register_blueprint(child)
+    app.register_blueprint(parent)
+    return parent
+
+
+def _security_headers(response: flask.Response) -> flask.Response:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def _service_error(exc: service_errors.ServiceError):
+    return pages.error(exc.status, exc.message)
+
+
+def _http_error(exc: exceptions.HTTPException):
+    return pages.error(exc.code or 500, exc.description or exc.name)
+
+
+def _unexpected(exc: Exception):
+    if isinstance(exc, exceptions.HTTPException):
+        return _http_error(exc)
+    log.exception("unhandled error in %s %s", flask.request.method, flask.request.path)
+    return pages.error(500, "Internal error; the server log has the details.")

@@ -1,0 +1,48 @@
+"""The overview page: counts by status, type and priority, the last hour's throughput and
+failures, workers seen recently, what is paused, and the oldest waiting task. Admins see the
+whole queue (`queue.status()`, as `/api/tasks/queue/status`); members see their account."""
+
+import flask
+
+from app.dashboard import chart, session, stats
+from app.extensions import db
+from app.models import Priority
+from app.queue import control, lifecycle
+from app.services import queue as queue_service
+
+blueprint = flask.Blueprint("overview", __name__)
+blueprint.before_request(session.require_caller)
+
+# The live part of the page reloads itself this often (htmx polling).
+POLL_SECONDS = 5
+
+
+@blueprint.route("/")
+def overview():
+    """Render the overview page."""
+    return flask.render_template("dashboard/overview.html", poll_seconds=POLL_SECONDS, **figures())
+
+
+@blueprint.route("/overview/live")
+def live():
+    """Render the overview's live part alone (htmx polls it)."""
+    return flask.render_template("dashboard/_overview_live.html", poll_seconds=POLL_SECONDS, **figures())
+
+
+def figures() -> dict:
+    """Return what the overview shows to the signed-in caller."""
+    caller = session.caller()
+    if caller.is_admin:
+        status = queue_service.status()
+    else:
+        status = {**stats.counts(caller.account_id), "paused": control.paused(db.session), "workers": None}
+    oldest = stats.oldest_waiting(caller.account_id)
+    waited = (lifecycle.now() - oldest.created_at).total_seconds() if oldest else None
+    return {
+        "scope": "all accounts" if caller.is_admin else "your account",
+        "status": status,
+        "priorities": [p.name.lower() for p in Priority],
+        "chart": chart.bars(stats.throughput(None if caller.is_admin else caller.account_id)),
+        "oldest": oldest,
+        "oldest_seconds": waited,
+    }

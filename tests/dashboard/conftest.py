@@ -1,0 +1,47 @@
+"""Dashboard test fixtures: the app with a secret key, keys for two accounts (an admin and a
+member each, made through the same service `manage.py keys create` uses), and signing in."""
+
+import re
+import uuid
+
+import pytest
+
+from app.services import accounts
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def settings(settings) -> dict:
+    """The shared settings plus the secret key that signs the dashboard's session cookie."""
+    return {**settings, "CONVEYOR_SECRET_KEY": "dashboard-tests-" + uuid.uuid4().hex}
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def keys(app) -> dict[str, str]:
+    """API keys by caller: `a_admin`, `a_member`, `b_admin`, `b_member`."""
+    found = {}
+    for side in ("a", "b"):
+        account = accounts.create_account(f"{side}-{uuid.uuid4().hex[:8]}")
+        for role in ("admin", "member"):
+            accounts.create_user(account.name, role, role)
+            found[f"{side}_{role}"] = accounts.create_key(account.name, role)[1]
+    return found
+
+
+def csrf_of(html: str) -> str:
+    """Return the CSRF token a rendered page carries in its forms."""
+    return CSRF.search(html).group(1)
+
+
+def sign_in(client, key: str) -> str:
+    """Sign `client` in with `key`; return the session's CSRF token."""
+    token = csrf_of(client.get("/dashboard/signin").get_data(as_text=True))
+    answer = client.post("/dashboard/signin", data={"api_key": key, "csrf_token": token})
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    return csrf_of(client.get("/dashboard/tasks").get_data(as_text=True))
