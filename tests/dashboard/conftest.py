@@ -2,9 +2,11 @@
 member each, made through the same service `manage.py keys create` uses), and signing in."""
 
 import re
+import threading
 import uuid
 
 import pytest
+from werkzeug import serving
 
 from app.services import accounts
 
@@ -45,3 +47,32 @@ def sign_in(client, key: str) -> str:
     answer = client.post("/dashboard/signin", data={"api_key": key, "csrf_token": token})
     assert answer.status_code == 303, answer.get_data(as_text=True)
     return csrf_of(client.get("/dashboard/tasks").get_data(as_text=True))
+
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args) -> dict:
+    """pytest-playwright's launch options, on Debian's Chromium (no `playwright install`)."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": LAUNCH_FLAGS}
+
+
+@pytest.fixture
+def server(app):
+    """The app served by werkzeug in a thread on 127.0.0.1; stopped after the test."""
+    served = serving.make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=served.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{served.server_port}"
+    served.shutdown()
+    served.server_close()
+    thread.join(timeout=10)

@@ -6,12 +6,10 @@ of each page go to test-artifacts/dashboard/."""
 
 import io
 import re
-import threading
 
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
-from werkzeug import serving
 
 from app import models, runtime
 from app.extensions import db
@@ -20,40 +18,13 @@ from app.services import tasks as task_service
 from tests.conftest import ROOT
 
 SHOTS = ROOT / "test-artifacts" / "dashboard"
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE = {"width": 390, "height": 844}
 TASK_URL = re.compile(r"/dashboard/tasks/[0-9a-f-]{36}$")
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args) -> dict:
-    """pytest-playwright's launch options, on Debian's Chromium (no `playwright install`)."""
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": LAUNCH_FLAGS}
 
 
 @pytest.fixture
 def settings(settings) -> dict:
     return {**settings, "CONVEYOR_SSE_POLL_SECONDS": "0.2"}
-
-
-@pytest.fixture
-def server(app):
-    """The app served by werkzeug in a thread on 127.0.0.1; stopped after the test."""
-    served = serving.make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=served.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{served.server_port}"
-    served.shutdown()
-    served.server_close()
-    thread.join(timeout=10)
 
 
 class Watched:
