@@ -124,8 +124,9 @@ class CourseVideoProcessor(base.Processor):
     def _outline(self, params: dict, ctx) -> tuple[dict, dict]:
         if params.get("outline"):
             return params["outline"], {}
-        if providers.availability(["openai"], ctx.settings)["openai"] is not None:
-            raise errors.PermanentError("a course from a topic needs an LLM: set OPENAI_API_KEY, or give an outline")
+        providers.require(
+            {"openai": ("a course from a topic needs an LLM", " (give an outline to run without one)")}, ctx.settings
+        )
         messages = prompts.OUTLINE.messages(
             audience=params["audience"],
             difficulty=params["difficulty"],

@@ -30,12 +30,9 @@ MIME = {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg"}
 PIECE_RATE = 24_000  # every piece is resampled to this, mono, before joining
 
 
-class Params(marshmallow.Schema):
-    text = marshmallow.fields.String(
-        required=True,
-        # Whitespace alone splits into no sentences at all, so there would be nothing to join.
-        validate=[validate.Length(min=1, max=MAX_CHARS), validate.Regexp(r"\s*\S", error="there is no text to speak")],
-    )
+class NarrationParams(marshmallow.Schema):
+    """The narration params every narrated type takes (voice, explainer_video, animated_lesson)."""
+
     provider = marshmallow.fields.String(
         load_default="espeak",
         validate=validate.OneOf(PROVIDERS),
@@ -46,13 +43,21 @@ class Params(marshmallow.Schema):
         validate=validate.Length(min=1, max=100),
         metadata={"description": "a voice id of the provider from GET /api/voices (default: the provider's first)"},
     )
+    rate = marshmallow.fields.Float(
+        load_default=1.0, validate=validate.Range(min=0.5, max=2.0), metadata={"description": "speed, 1.0 is normal"}
+    )
+
+
+class Params(NarrationParams):
+    text = marshmallow.fields.String(
+        required=True,
+        # Whitespace alone splits into no sentences at all, so there would be nothing to join.
+        validate=[validate.Length(min=1, max=MAX_CHARS), validate.Regexp(r"\s*\S", error="there is no text to speak")],
+    )
     language = marshmallow.fields.String(
         load_default=None,
         validate=validate.Regexp(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"),
         metadata={"description": "language of the text; with espeak and no voice it picks the voice"},
-    )
-    rate = marshmallow.fields.Float(
-        load_default=1.0, validate=validate.Range(min=0.5, max=2.0), metadata={"description": "speed, 1.0 is normal"}
     )
     pitch = marshmallow.fields.Integer(
         load_default=None, validate=validate.Range(min=0, max=99), metadata={"description": "espeak only: 0-99"}

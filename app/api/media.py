@@ -2,13 +2,12 @@
 providers (`/api/voices`) and uploads (`/api/uploads`), whose reference a task takes as its
 `source`."""
 
-import math
-
 import flask
 import flask_smorest
 
 from app import runtime
 from app.api import auth, files, schemas
+from app.api import tasks as tasks_api
 from app.api.errors import ErrorSchema
 from app.services import uploads as upload_service
 from processors import fonts
@@ -82,7 +81,7 @@ def list_uploads(query: dict):
     page, size = query["page"], query["page_size"]
     total = upload_service.count(account_id)
     items = upload_service.find(account_id, limit=size, offset=(page - 1) * size)
-    return {"items": items, "meta": {"page": page, "page_size": size, "total": total, "pages": math.ceil(total / size)}}
+    return tasks_api.page_body(items, page, size, total)
 
 
 @blueprint.route("/uploads/<upload_id>", methods=["GET"])

@@ -80,6 +80,11 @@ def page_of(account_id, query: dict) -> dict:
     page, size = query["page"], query["page_size"]
     total = task_service.count(account_id, **filters)
     items = task_service.find(account_id, **filters, limit=size, offset=(page - 1) * size)
+    return page_body(items, page, size, total)
+
+
+def page_body(items: list, page: int, size: int, total: int) -> dict:
+    """Return a page of any list in the API's shape: `{items, meta}`."""
     return {"items": items, "meta": {"page": page, "page_size": size, "total": total, "pages": math.ceil(total / size)}}
 
 

@@ -24,7 +24,7 @@ import pathlib
 import marshmallow
 from marshmallow import validate
 
-from processors import base, captions, errors, providers, voice
+from processors import base, captions, providers, voice
 from processors.animated_lesson import animate, lesson, player, render
 from processors.explainer_video import render as slide_render
 from processors.explainer_video import themes
@@ -71,7 +71,7 @@ class SectionParams(marshmallow.Schema):
     )
 
 
-class Params(marshmallow.Schema):
+class Params(voice.NarrationParams):
     title = marshmallow.fields.String(load_default=None, validate=validate.Length(min=1, max=200))
     prompt = marshmallow.fields.String(
         validate=[validate.Length(min=1, max=4_000), NOT_BLANK],
@@ -93,17 +93,6 @@ class Params(marshmallow.Schema):
         validate=validate.OneOf(RESOLUTIONS),
         metadata={"description": "the video frame's shorter side in pixels"},
     )
-    provider = marshmallow.fields.String(
-        load_default="espeak",
-        validate=validate.OneOf(voice.PROVIDERS),
-        metadata={"description": "espeak (local, no key), openai or elevenlabs; see GET /api/voices"},
-    )
-    voice = marshmallow.fields.String(
-        load_default=None,
-        validate=validate.Length(min=1, max=100),
-        metadata={"description": "a voice id of the provider from GET /api/voices (default: the provider's first)"},
-    )
-    rate = marshmallow.fields.Float(load_default=1.0, validate=validate.Range(min=0.5, max=2.0))
     subtitles = marshmallow.fields.Boolean(
         load_default=True, metadata={"description": "burn captions into the video (SRT/VTT files are always written)"}
     )
@@ -261,13 +250,13 @@ def _require_keys(params: dict, settings: dict) -> None:
     """Fail at once when the run needs a service whose key is not set."""
     needs = {}
     if params.get("prompt"):
-        needs["openai"] = "writing the lesson from a prompt needs the LLM"
+        needs["openai"] = (
+            "writing the lesson from a prompt needs the LLM",
+            " (give ready `sections` to run without one)",
+        )
     if params["provider"] != "espeak":
-        needs[params["provider"]] = f"narrating with {params['provider']} needs its key"
-    for name, missing in providers.availability(tuple(needs), settings).items():
-        if missing:
-            hint = " (give ready `sections` to run without one)" if name == "openai" and params.get("prompt") else ""
-            raise errors.PermanentError(f"{needs[name]}: {missing}{hint}")
+        needs[params["provider"]] = (f"narrating with {params['provider']} needs its key", "")
+    providers.require(needs, settings)
 
 
 def _stem(number: int) -> str:

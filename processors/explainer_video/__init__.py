@@ -43,7 +43,7 @@ class SceneParams(marshmallow.Schema):
     )
 
 
-class Params(marshmallow.Schema):
+class Params(voice.NarrationParams):
     prompt = marshmallow.fields.String(
         validate=[validate.Length(min=1, max=4_000), NOT_BLANK],
         metadata={"description": "the topic; the LLM writes the script (needs OPENAI_API_KEY)"},
@@ -60,17 +60,6 @@ class Params(marshmallow.Schema):
         metadata={"description": "how many scenes the LLM writes (a given script has its own)"},
     )
     aspect = marshmallow.fields.String(load_default="16:9", validate=validate.OneOf(tuple(slides.SIZES)))
-    provider = marshmallow.fields.String(
-        load_default="espeak",
-        validate=validate.OneOf(voice.PROVIDERS),
-        metadata={"description": "espeak (local, no key), openai or elevenlabs; see GET /api/voices"},
-    )
-    voice = marshmallow.fields.String(
-        load_default=None,
-        validate=validate.Length(min=1, max=100),
-        metadata={"description": "a voice id of the provider from GET /api/voices (default: the provider's first)"},
-    )
-    rate = marshmallow.fields.Float(load_default=1.0, validate=validate.Range(min=0.5, max=2.0))
     subtitles = marshmallow.fields.Boolean(
         load_default=True, metadata={"description": "burn captions into the video (SRT files are always written)"}
     )
@@ -227,13 +216,13 @@ def _require_keys(params: dict, settings: dict) -> None:
     """Fail at once when the run needs a service whose key is not set."""
     needs = {}
     if params.get("prompt"):
-        needs["openai"] = "writing the script from a prompt needs the LLM"
+        needs["openai"] = (
+            "writing the script from a prompt needs the LLM",
+            " (give a ready `script` to run without one)",
+        )
     if params["provider"] != "espeak":
-        needs[params["provider"]] = f"narrating with {params['provider']} needs its key"
-    for name, missing in providers.availability(tuple(needs), settings).items():
-        if missing:
-            hint = " (give a ready `script` to run without one)" if name == "openai" and params.get("prompt") else ""
-            raise errors.PermanentError(f"{needs[name]}: {missing}{hint}")
+        needs[params["provider"]] = (f"narrating with {params['provider']} needs its key", "")
+    providers.require(needs, settings)
 
 
 def _stem(number: int) -> str:

@@ -5,6 +5,8 @@ anyone submits it.
 
 import shutil
 
+from processors import errors
+
 
 def _binary(name: str):
     def check(settings: dict) -> str | None:
@@ -28,6 +30,18 @@ CHECKS = {
     "openai": _setting("OPENAI_API_KEY"),
     "elevenlabs": _setting("ELEVENLABS_API_KEY"),
 }
+
+
+def require(needs: dict[str, tuple[str, str]], settings: dict) -> None:
+    """Fail a run at once when a provider it needs is not configured.
+
+    needs: provider name -> (why this run needs it, a hint appended when it is missing).
+    Raises PermanentError "<why>: <reason it is not configured><hint>".
+    """
+    for name, missing in availability(tuple(needs), settings).items():
+        if missing:
+            why, hint = needs[name]
+            raise errors.PermanentError(f"{why}: {missing}{hint}")
 
 
 def availability(names: tuple[str, ...] | list[str], settings: dict) -> dict[str, str | None]:

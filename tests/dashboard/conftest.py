@@ -8,7 +8,7 @@ import uuid
 import pytest
 from werkzeug import serving
 
-from app.services import accounts
+from tests.api import conftest as api_fixtures
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -19,21 +19,9 @@ def settings(settings) -> dict:
     return {**settings, "CONVEYOR_SECRET_KEY": "dashboard-tests-" + uuid.uuid4().hex}
 
 
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def keys(app) -> dict[str, str]:
-    """API keys by caller: `a_admin`, `a_member`, `b_admin`, `b_member`."""
-    found = {}
-    for side in ("a", "b"):
-        account = accounts.create_account(f"{side}-{uuid.uuid4().hex[:8]}")
-        for role in ("admin", "member"):
-            accounts.create_user(account.name, role, role)
-            found[f"{side}_{role}"] = accounts.create_key(account.name, role)[1]
-    return found
+# The API's fixtures: a test client, and keys by caller (`a_admin`, `a_member`, `b_admin`, `b_member`).
+client = api_fixtures.client
+keys = api_fixtures.keys
 
 
 def csrf_of(html: str) -> str:
