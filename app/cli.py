@@ -121,6 +121,7 @@ def sweeper_command() -> None:
         conveyor.settings["CONVEYOR_WAKE_AHEAD"],
         conveyor.settings["CONVEYOR_SWEEP_SECONDS"],
         should_stop=stopping.is_set,
+        notify=conveyor.notify_waiting,
     )
 
 

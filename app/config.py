@@ -92,6 +92,7 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_SWEEP_SECONDS": (_float(0.1, 600), 1.0),
     "CONVEYOR_WAKE_AHEAD": (_int(1, 10000), 16),
     "CONVEYOR_DRAIN_SECONDS": (_float(0, 3600), 2.0),
+    "CONVEYOR_LINGER_SECONDS": (_float(0, 3600), 30.0),
     "CONVEYOR_PREPARED_STATEMENTS": (_int(0, 1), 1),
     "CONVEYOR_SSE_POLL_SECONDS": (_float(0.05, 10), 0.5),
     "CONVEYOR_SSE_HEARTBEAT_SECONDS": (_float(0.1, 300), 15.0),

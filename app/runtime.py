@@ -18,7 +18,7 @@ from sqlalchemy import orm
 
 from app import storage as storage_module
 from app.queue import celery as celery_glue
-from app.queue import prepared, runner, tasks
+from app.queue import listen, prepared, runner, tasks
 from processors import registry as registry_module
 
 log = logging.getLogger("conveyor.runtime")
@@ -100,20 +100,38 @@ class Runtime:
             return False
         return True
 
-    def nudge_after_commit(self, pool: str) -> bool:
-        """Make sure a worker looks at `pool` soon, for tasks already committed: publish a
-        wake-up unless `CONVEYOR_WAKE_AHEAD` of them already wait on the broker. A worker that
-        takes a wake-up runs tasks until the pool is empty (`Runner.drain`), so the waiting
-        ones cover this task too. A broker failure is logged, not raised, as in
-        `wake_after_commit`."""
+    def nudge_after_commit(self, pool: str, connection: sa.Connection | None = None) -> bool:
+        """Make sure a worker looks at `pool` soon, for tasks already committed. On PostgreSQL,
+        notify the pool's workers that wait listening (`queue.listen`), on `connection` (an
+        autocommit one) if given. If none waits, publish a wake-up unless
+        `CONVEYOR_WAKE_AHEAD` of them already wait on the broker: a worker that takes one runs
+        tasks until the pool is empty (`Runner.drain`), so the waiting ones cover this task
+        too. A broker failure is logged, not raised, as in `wake_after_commit`."""
         try:
+            if self.listening and self._notify(pool, connection):
+                return True
             if self.backlog(pool) >= self.settings["CONVEYOR_WAKE_AHEAD"]:
                 return True
             self.wake(pool)
         except Exception:
-            log.warning("could not publish a wake-up to pool %s; the sweeper will", pool, exc_info=True)
+            log.warning("could not wake pool %s; the sweeper will", pool, exc_info=True)
             return False
         return True
+
+    @property
+    def listening(self) -> bool:
+        """Whether idle workers wait on PostgreSQL notices (see `queue.listen`)."""
+        return self.autocommit_engine is not None and self.settings["CONVEYOR_LINGER_SECONDS"] > 0
+
+    def notify_waiting(self, pool: str) -> bool:
+        """Wake one worker waiting on the pool (PostgreSQL); return whether one was waiting."""
+        return self.listening and self._notify(pool, None)
+
+    def _notify(self, pool: str, connection: sa.Connection | None) -> bool:
+        if connection is not None:
+            return listen.notify(connection, pool)
+        with self.autocommit_engine.connect() as own:
+            return listen.notify(own, pool)
 
     def backlog(self, pool: str) -> int:
         """Return the number of wake-ups waiting on the broker for a pool."""
@@ -127,6 +145,7 @@ class Runtime:
             self.settings,
             self.wake_after_commit,
             tasks.worker_name(),
+            nudge=self.nudge_after_commit,
             autocommit_engine=self.autocommit_engine,
             storage=self.storage,
         )

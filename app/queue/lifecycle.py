@@ -117,11 +117,20 @@ def _by_key(session: orm.Session, account_id: uuid.UUID, key: str) -> models.Tas
     return session.scalars(query).first()
 
 
-def claim(session: orm.Session, pool: str, lease_seconds: float, worker: str, serialize: bool = False) -> sa.Row | None:
+def claim(
+    session: orm.Session,
+    pool: str,
+    lease_seconds: float,
+    worker: str,
+    serialize: bool = False,
+    session_name: str | None = None,
+) -> sa.Row | None:
     """Claim the best eligible task of `pool` for a new attempt; None if there is none.
 
     `serialize` makes concurrent claims in the pool take turns: needed for exact concurrency
     limits, skipped otherwise so claims pass each other (SQLite's one writer already serializes).
+    `session_name` (PostgreSQL): a claim that takes a task sets the session's application name
+    to it, clearing a waiting worker's mark (`listen`); the row's `renamed` says it did.
     """
     postgres = _is_postgres(session)
     if serialize and postgres:
@@ -134,8 +143,12 @@ def claim(session: orm.Session, pool: str, lease_seconds: float, worker: str, se
     }
     if postgres:  # one statement, one round trip: the hot path of every worker
         event = {"event_data": {"status": Status.RUNNING, "worker": worker}, "event_at": at}
-        statement = sql.claim_with_event(pool)
-        return prepared.execute(session, f"conveyor_claim_{pool}", statement, {**bound, **event}).first()
+        if session_name is None:
+            statement, name = sql.claim_with_event(pool), f"conveyor_claim_{pool}"
+        else:
+            statement, name = sql.claim_with_event(pool, rename=True), f"conveyor_claim_renaming_{pool}"
+            event["claim_session_name"] = session_name
+        return prepared.execute(session, name, statement, {**bound, **event}).first()
     row = session.execute(sql.claim(pool), bound).first()
     if row is not None:
         add_event(session, row.id, row.attempt, "status", {"status": Status.RUNNING, "worker": worker}, at)

@@ -31,7 +31,7 @@ from sqlalchemy import orm
 
 from app import storage as storage_module
 from app.queue import context as context_module
-from app.queue import control, errors, lifecycle
+from app.queue import control, errors, lifecycle, listen
 from processors import errors as processor_errors
 from processors import registry as registry_module
 from processors.policy import Policy
@@ -53,6 +53,7 @@ class Runner:
         settings: dict,
         wake: Wake,
         worker: str,
+        nudge: Callable[[str, sa.Connection], bool] | None = None,
         autocommit_engine: sa.Engine | None = None,
         storage: storage_module.Storage | None = None,
     ):
@@ -63,6 +64,7 @@ class Runner:
         self.registry = registry
         self.settings = settings
         self.wake = wake
+        self.nudge = nudge or (lambda pool, connection: self.wake(pool, 1, None))
         self.worker = worker
         var = pathlib.Path(settings["CONVEYOR_VAR_DIR"])
         self.work_dir = var / "work"
@@ -75,29 +77,73 @@ class Runner:
         eligible or `CONVEYOR_DRAIN_SECONDS` have passed; in that case publish a wake-up for
         what may be left, so this process does not hold the pool's work (and a warm shutdown)
         for longer. Return the outcomes, counted."""
-        deadline = time.monotonic() + self.settings["CONVEYOR_DRAIN_SECONDS"]
         outcomes: collections.Counter[str] = collections.Counter()
-        while (row := self.claim(pool)) is not None:
+        self._drain(pool, outcomes)
+        return _summary(outcomes)
+
+    def serve(self, pool: str, stop_fd: int | None = None) -> str:
+        """What a wake-up does: drain the pool, then, on PostgreSQL, stay listening for its
+        next tasks until it has been idle for `CONVEYOR_LINGER_SECONDS` (see `listen`), or
+        until `stop_fd` becomes readable (the worker shuts down). Return the outcomes."""
+        outcomes: collections.Counter[str] = collections.Counter()
+        if self._drain(pool, outcomes) and self._can_listen():
+            self._linger(pool, outcomes, stop_fd)
+        return _summary(outcomes)
+
+    def _drain(self, pool: str, outcomes: collections.Counter, row=None) -> bool:
+        """Run `row` (if given) and then claimed tasks until none is eligible (return True) or
+        the time slice ended (publish a wake-up for the rest and return False)."""
+        deadline = time.monotonic() + self.settings["CONVEYOR_DRAIN_SECONDS"]
+        while row is not None or (row := self.claim(pool)) is not None:
             outcomes[self.run(row)] += 1
             if not getattr(row, "more", True):  # PostgreSQL says when the claim took the last one
-                break
+                return True
             if time.monotonic() >= deadline:
                 self.wake(pool, 1, None)
-                break
-        return " ".join(f"{kind}={count}" for kind, count in sorted(outcomes.items())) or "idle"
+                return False
+            row = None
+        return True
+
+    def _can_listen(self) -> bool:
+        return self.autocommit_engine is not None and self.settings["CONVEYOR_LINGER_SECONDS"] > 0
+
+    def _linger(self, pool: str, outcomes: collections.Counter, stop_fd: int | None) -> None:
+        """Wait on the claim connection for the pool's notices (and claim at least every
+        `listen.POLL_SECONDS`); run what comes; return once idle for the linger time."""
+        idle_until = time.monotonic() + self.settings["CONVEYOR_LINGER_SECONDS"]
+        while (left := idle_until - time.monotonic()) > 0:
+            with self._hot_connection() as connection:
+                listener = listen.Listener(connection, pool)
+                listener.mark()
+                listener.forget()
+                row = self.claim(pool, session_name=listener.plain_name)
+                if row is None:
+                    if listener.wait(min(listen.POLL_SECONDS, left), stop_fd) == "stop":
+                        listener.unmark()
+                        return
+                    continue
+                listener.claimed(renamed=getattr(row, "renamed", None) is not None)
+                if row.more:  # more work came with this wake-up: another idle worker may help
+                    self.nudge(pool, connection)
+            if not self._drain(pool, outcomes, row):
+                return  # the time slice ended; its wake-up carries on
+            idle_until = time.monotonic() + self.settings["CONVEYOR_LINGER_SECONDS"]
+        with self._hot_connection() as connection:
+            listen.Listener(connection, pool).unmark()
 
     def run_next(self, pool: str) -> str | None:
         """Claim and run the best eligible task of `pool`; return its outcome, None if idle."""
         row = self.claim(pool)
         return None if row is None else self.run(row)
 
-    def claim(self, pool: str):
-        """Claim the best eligible task of `pool` for this worker; return its row or None."""
+    def claim(self, pool: str, session_name: str | None = None):
+        """Claim the best eligible task of `pool` for this worker; return its row or None.
+        `session_name`: see `lifecycle.claim` (used on the claim connection only)."""
         serialize = bool(self._limited_types())
         lease = self.settings["CONVEYOR_LEASE_SECONDS"]
         if self.autocommit_engine is not None and not serialize:
             with self._hot_connection() as connection:
-                return lifecycle.claim(connection, pool, lease, self.worker)
+                return lifecycle.claim(connection, pool, lease, self.worker, session_name=session_name)
         with self.session_factory() as session:
             row = lifecycle.claim(session, pool, lease, self.worker, serialize=serialize)
             session.commit()
@@ -246,9 +292,10 @@ class Runner:
         try:
             yield self._hot
         except sa.exc.DBAPIError:
-            self._hot.invalidate()
-            self._hot.close()
-            self._hot = None
+            if self._hot is not None:  # not already dropped by a nested use
+                self._hot.invalidate()
+                self._hot.close()
+                self._hot = None
             raise
 
     def _limited_types(self) -> frozenset[str]:
@@ -371,6 +418,10 @@ class Watcher(threading.Thread):
 
     def _hard_stop(self, watch: Watch, reason: str) -> None:
         watch.settle(lambda: self.runner.hard_stop(watch.row, watch.ctx, watch.policy, reason))
+
+
+def _summary(outcomes: collections.Counter) -> str:
+    return " ".join(f"{kind}={count}" for kind, count in sorted(outcomes.items())) or "idle"
 
 
 def _result_problem(result) -> str | None:

@@ -110,13 +110,17 @@ def claim(pool: str) -> sa.Update:
 
 
 @functools.cache
-def claim_with_event(pool: str) -> sa.Select:
+def claim_with_event(pool: str, rename: bool = False) -> sa.Select:
     """claim_with_event: `claim` and its `running` event in one statement (PostgreSQL), so a
     claim is one round trip; bind `event_data` and `event_at` too.
 
     It also returns `more`: whether another task of the pool was queued and due when the claim
     began (eligible or not), so a draining runner stops without one more, empty, claim. The
-    statement's snapshot still shows the claimed row as queued, hence "more than one"."""
+    statement's snapshot still shows the claimed row as queued, hence "more than one".
+
+    With `rename`, a claim that takes a task also sets the session's `application_name` to
+    `claim_session_name`: a waiting worker's mark (see `listen`) is cleared by the claim that
+    ends its wait, with no round trip of its own."""
     t = tasks.alias("waiting")
     due = (
         sa.select(sa.literal(1))
@@ -125,7 +129,11 @@ def claim_with_event(pool: str) -> sa.Select:
         .subquery("due")
     )
     more = (sa.select(sa.func.count()).select_from(due).scalar_subquery() > 1).label("more")
-    return with_status_event(claim(pool)).add_columns(more)
+    statement = with_status_event(claim(pool)).add_columns(more)
+    if rename:
+        name = sa.bindparam("claim_session_name", type_=sa.Text)
+        statement = statement.add_columns(sa.func.set_config("application_name", name, False).label("renamed"))
+    return statement
 
 
 @functools.cache

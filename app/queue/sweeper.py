@@ -50,11 +50,20 @@ def _rescue(session: orm.Session, registry: registry_module.Registry, row, at) -
     return {**item, "action": "requeued", "reason": error["message"], "run_at": retry_at.isoformat()}
 
 
-def wake_due(session: orm.Session, wake: Callable, backlog: Callable[[str], int], ahead: int) -> dict[str, int]:
+def wake_due(
+    session: orm.Session,
+    wake: Callable,
+    backlog: Callable[[str], int],
+    ahead: int,
+    notify: Callable[[str], bool] | None = None,
+) -> dict[str, int]:
     """Publish wake-ups so each pool has one message per waiting task that may start now, up
-    to `ahead` messages (a worker that takes one runs tasks until the pool is empty)."""
+    to `ahead` messages (a worker that takes one runs tasks until the pool is empty). First
+    `notify` a worker waiting on the pool (`listen`), if one does."""
     published = {}
     for pool, count in session.execute(sql.eligible_counts(lifecycle.now())).all():
+        if notify is not None:
+            notify(pool)
         missing = min(count, ahead) - backlog(pool)
         if missing > 0:
             wake(pool, missing, None)
@@ -62,7 +71,7 @@ def wake_due(session: orm.Session, wake: Callable, backlog: Callable[[str], int]
     return published
 
 
-def sweep_once(session_factory: orm.sessionmaker, registry, wake, backlog, ahead: int) -> dict:
+def sweep_once(session_factory: orm.sessionmaker, registry, wake, backlog, ahead: int, notify=None) -> dict:
     """Run one sweep; return what it did."""
     with session_factory() as session:
         rescued = rescue_expired(session, registry)
@@ -70,7 +79,7 @@ def sweep_once(session_factory: orm.sessionmaker, registry, wake, backlog, ahead
     for item in rescued:
         log.warning("rescued task %s: %s (%s)", item["task_id"], item["action"], item["reason"])
     with session_factory() as session:
-        woken = wake_due(session, wake, backlog, ahead)
+        woken = wake_due(session, wake, backlog, ahead, notify)
     return {"rescued": rescued, "woken": woken}
 
 
@@ -84,6 +93,7 @@ def loop(
     ahead: int,
     interval: float,
     should_stop: Callable[[], bool] = lambda: False,
+    notify: Callable[[str], bool] | None = None,
 ) -> None:
     """Sweep every `interval` seconds while holding the sweeper lock; stand by otherwise."""
     holder = lock.Lock(engine, var_dir)
@@ -93,7 +103,7 @@ def loop(
             if holder.acquire() and holder.check():
                 standby_logged = False
                 try:
-                    sweep_once(session_factory, registry, wake, backlog, ahead)
+                    sweep_once(session_factory, registry, wake, backlog, ahead, notify)
                 except Exception:
                     log.exception("sweep failed; trying again in %ss", interval)
             elif not standby_logged:

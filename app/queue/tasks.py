@@ -1,7 +1,11 @@
 """The one Celery task, thin as a view: it takes a pool name, and the runner claims and runs
-the best eligible tasks there until the pool is empty (or its time slice ends). A lost or
-duplicate message is harmless: the database decides what runs. Database outages become
-Celery retries of the wake-up.
+the best eligible tasks there until the pool is empty (or its time slice ends), then lingers
+listening for more on PostgreSQL (`Runner.serve`). A lost or duplicate message is harmless:
+the database decides what runs. Database outages become Celery retries of the wake-up.
+
+A warm shutdown must not wait out a lingering pool process: the worker's main process opens
+a pipe before it forks the pool and writes to it when the shutdown begins; a lingering process
+watches the pipe and returns at once.
 """
 
 import os
@@ -18,6 +22,16 @@ def register(app: celery.Celery, make_runner, after_fork) -> None:
     """Register the wake task on `app`; `make_runner()` builds this process's runner and
     `after_fork()` drops database connections a forked pool process inherited."""
     state: dict = {}
+    stop_pipe: dict = {}
+
+    @signals.worker_init.connect(weak=False)
+    def open_stop_pipe(**_):
+        stop_pipe["read"], stop_pipe["write"] = os.pipe()
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def signal_stop(**_):
+        if "write" in stop_pipe:
+            os.write(stop_pipe["write"], b"x")  # never read: it stays readable for every process
 
     @signals.worker_process_init.connect(weak=False)
     def reset_after_fork(**_):
@@ -35,7 +49,7 @@ def register(app: celery.Celery, make_runner, after_fork) -> None:
     def wake(pool: str) -> str:
         if "runner" not in state:
             state["runner"] = make_runner()
-        return state["runner"].drain(pool)
+        return state["runner"].serve(pool, stop_pipe.get("read"))
 
 
 def worker_name() -> str:

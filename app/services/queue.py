@@ -140,7 +140,8 @@ def cleanup(stuck_after: float | None = None) -> list[dict]:
 def _wake_due(conveyor) -> dict[str, int]:
     # The change is committed; if the broker is down the sweeper publishes these later.
     try:
-        return sweeper.wake_due(db.session, conveyor.wake, conveyor.backlog, conveyor.settings["CONVEYOR_WAKE_AHEAD"])
+        ahead = conveyor.settings["CONVEYOR_WAKE_AHEAD"]
+        return sweeper.wake_due(db.session, conveyor.wake, conveyor.backlog, ahead, conveyor.notify_waiting)
     except Exception:
         log.warning("could not publish wake-ups; the sweeper will", exc_info=True)
         return {}

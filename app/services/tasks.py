@@ -45,12 +45,14 @@ def submit(
     }
     try:
         if conveyor.autocommit_engine is not None and not idempotency_key:
-            # Without a key a submit is one statement (PostgreSQL): autocommit, one round trip.
+            # Without a key a submit is one statement (PostgreSQL): autocommit, one round trip;
+            # waiting workers are then notified on the same connection.
             with conveyor.autocommit_engine.connect() as connection:
                 task, created = lifecycle.submit(connection, conveyor.registry, **fields)
-        else:
-            task, created = lifecycle.submit(db.session, conveyor.registry, **fields)
-            db.session.commit()
+                _wake(conveyor, task, connection)
+            return task, created
+        task, created = lifecycle.submit(db.session, conveyor.registry, **fields)
+        db.session.commit()
     except queue_errors.UnknownTaskType as exc:
         db.session.rollback()
         raise errors.Invalid(str(exc), {"type": [f"must be one of: {', '.join(conveyor.registry.types())}"]}) from exc
@@ -61,12 +63,17 @@ def submit(
         db.session.rollback()
         raise errors.Invalid(str(exc), {"priority": [str(exc)]}) from exc
     if created:
-        delay = (task.run_at - lifecycle.now()).total_seconds()
-        if delay > 0:
-            conveyor.wake_after_commit(task.pool, 1, delay)
-        else:
-            conveyor.nudge_after_commit(task.pool)
+        _wake(conveyor, task)
     return task, created
+
+
+def _wake(conveyor, task: models.Task, connection=None) -> None:
+    """After the commit of a new task: a worker looks at its pool now, or when `run_at` comes."""
+    delay = (task.run_at - lifecycle.now()).total_seconds()
+    if delay > 0:
+        conveyor.wake_after_commit(task.pool, 1, delay)
+    else:
+        conveyor.nudge_after_commit(task.pool, connection)
 
 
 def _check_uploads(registry, type: str, params: dict | None, account_id: uuid.UUID) -> None:
