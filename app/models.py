@@ -135,6 +135,9 @@ class Upload(Base):
 class Task(Base):
     __tablename__ = "tasks"
 
+    # Not a column: the tasks ahead of a new one, when its submit counted them (`lifecycle.submit`).
+    ahead_at_submit = None
+
     id: orm.Mapped[uuid.UUID] = orm.mapped_column(primary_key=True, default=uuid.uuid4)
     type: orm.Mapped[str] = orm.mapped_column(sa.String(64))
     pool: orm.Mapped[str] = orm.mapped_column(sa.String(32))

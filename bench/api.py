@@ -37,9 +37,11 @@ import multiprocessing
 import os
 import pathlib
 import queue
+import select
 import socket
 import sys
 import tempfile
+import threading
 import time
 
 import throughput  # bench/ is this script's folder: the database, Redis and process helpers
@@ -336,6 +338,39 @@ def verdict(ok: bool) -> str:
 
 
 @contextlib.contextmanager
+def waiting_worker(database_url: str):
+    """Stand in for an idle worker of the `cpu` pool: a session marked as waiting and listening
+    on its channel, as `app.queue.listen.Listener` leaves one, whose notices a thread reads and
+    drops. The API's side of a submit is then what it is in production with idle workers: one
+    NOTIFY, no broker message. The worker's own claim is not the API's cost, and stays out."""
+    from app.queue import listen
+
+    connection = throughput.psycopg2.connect(database_url)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f"LISTEN {listen.channel(connection.get_backend_pid())}")
+        cursor.execute("SELECT set_config('application_name', %s, false)", (listen.mark("cpu"),))
+    stop = threading.Event()
+    received = []
+
+    def read() -> None:
+        while not stop.is_set():
+            if select.select([connection], [], [], 0.2)[0]:
+                connection.poll()
+                received.append(len(connection.notifies))
+                del connection.notifies[:]
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield received
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+        connection.close()
+
+
+@contextlib.contextmanager
 def emptied_redis_db(number: int):
     """Yield a client of Redis db `number`, emptied at the start and again at the end."""
     client = throughput.redis.Redis.from_url(f"{throughput.REDIS_HOST}/{number}")
@@ -374,6 +409,12 @@ def parse_args() -> argparse.Namespace:
         "still publishes its wake-up, as when workers keep up; 16, the app's default, stops "
         "publishing once 16 wait)",
     )
+    parser.add_argument(
+        "--no-waiter",
+        dest="waiter",
+        action="store_false",
+        help="no idle worker waits on the pool: every submit publishes a Celery wake-up instead of a NOTIFY",
+    )
     parser.add_argument("--redis-db", type=int, default=12, help="Redis db for the broker, emptied (default 12)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
@@ -389,7 +430,8 @@ def main() -> int:
     print(
         f"run: {args.requests} measured requests per server in {args.rounds} alternating rounds, "
         f"{args.warmup} warm-up; {args.clients} client processes; gunicorn gthread {args.workers} workers x "
-        f"{args.threads} threads for both; CONVEYOR_WAKE_AHEAD={args.wake_ahead}; Redis db {args.redis_db}",
+        f"{args.threads} threads for both; CONVEYOR_WAKE_AHEAD={args.wake_ahead}; Redis db {args.redis_db}; "
+        + ("an idle worker waits on the pool (NOTIFY)" if args.waiter else "no worker waits (a wake-up per submit)"),
         flush=True,
     )
     with contextlib.ExitStack() as stack:
@@ -412,6 +454,7 @@ def main() -> int:
             servers[name] = stack.enter_context(throughput.running(starter))
         for server in servers.values():
             wait_ready(server)
+        notices = stack.enter_context(waiting_worker(database_url)) if args.waiter else None
         try:
             phases = measure(servers, requests_for(key), database, args)
         except Exception:
@@ -421,6 +464,7 @@ def main() -> int:
         print(
             f"rows written: {rows['tasks']} tasks + {rows['task_events']} events (Conveyor), "
             f"{rows['bench_rows']} bench_rows (minimal); wake-ups waiting in Redis: {wakeups}"
+            + ("" if notices is None else f"; notices to the waiting worker: {sum(notices)}")
         )
         met = report(phases)
     print(f"\nend of run, {throughput.load_average()}")

@@ -59,6 +59,7 @@ def submit_for_caller(type: str, params, options: dict, headers: dict) -> tuple[
         run_at=options.get("run_at"),
         parent_id=options.get("parent_id"),
         idempotency_key=headers.get("idempotency_key"),
+        count_ahead=True,
     )
     return submitted(task, created)
 

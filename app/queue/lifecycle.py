@@ -57,10 +57,13 @@ def submit(
     run_at: datetime.datetime | None = None,
     parent_id: uuid.UUID | None = None,
     idempotency_key: str | None = None,
+    count_ahead: bool = False,
 ) -> tuple[models.Task, bool]:
     """Validate and add a task; return it and whether it is new.
 
     A repeated idempotency key (per account) returns the task it first created, unchanged.
+    With `count_ahead`, a submit that is one statement (PostgreSQL, no key) also counts the
+    tasks ahead of the new one, in `task.ahead_at_submit`.
     Raises UnknownTaskType, processors.errors.InvalidParams or ValueError (priority).
     """
     if type not in registry:
@@ -94,9 +97,10 @@ def submit(
     event = {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}
     values = {name: getattr(task, name) for name in sql.SUBMITTED}
     if not idempotency_key and _is_postgres(session):  # the row and its event in one statement
-        prepared.execute(
-            session, "conveyor_submit", sql.insert_with_event(), {**values, "event_data": event, "event_at": at}
-        )
+        name = "conveyor_submit_counting" if count_ahead else "conveyor_submit"
+        statement = sql.insert_with_event(count_ahead)
+        row = prepared.execute(session, name, statement, {**values, "event_data": event, "event_at": at}).one()
+        task.ahead_at_submit = row.ahead if count_ahead else None
         return task, True
     try:
         # A savepoint only when a key could collide: the conflict must not undo the caller's work.

@@ -197,11 +197,30 @@ def insert_task() -> sa.Insert:
     return sa.insert(tasks).values(row).returning(tasks.c.id, tasks.c.attempt)
 
 
+# A waiting task's place counts at most this many tasks ahead of it (a range scan of the claim
+# index), so POSITION_CAP + 1 means "at least that far back".
+POSITION_CAP = 1000
+
+
 @functools.cache
-def insert_with_event() -> sa.Select:
+def insert_with_event(count_ahead: bool = False) -> sa.Select:
     """insert_with_event: `insert_task` and its `queued` event in one statement (PostgreSQL);
-    bind `event_data` and `event_at` too."""
-    return with_status_event(insert_task())
+    bind `event_data` and `event_at` too. With `count_ahead` it also returns `ahead`: how many
+    queued tasks of the pool come before the new one (at most POSITION_CAP), counted in the
+    statement's snapshot, which does not hold the new row."""
+    statement = with_status_event(insert_task())
+    if not count_ahead:
+        return statement
+    t = tasks.alias("ahead_of")
+    key = sa.tuple_(t.c.priority, t.c.run_at, t.c.created_at)
+    own = sa.tuple_(*(sa.bindparam(name, type_=tasks.c[name].type) for name in ("priority", "run_at", "created_at")))
+    before = (
+        sa.select(sa.literal(1))
+        .where(t.c.status == Status.QUEUED, t.c.pool == sa.bindparam("pool", type_=tasks.c.pool.type), key < own)
+        .limit(POSITION_CAP)
+        .subquery("before")
+    )
+    return statement.add_columns(sa.select(sa.func.count()).select_from(before).scalar_subquery().label("ahead"))
 
 
 def with_status_event(change: sa.Update | sa.Insert) -> sa.Select:
