@@ -53,6 +53,7 @@ START_TIMEOUT = 60
 PHASE_TIMEOUT = 600
 TARGET_RATIO = 0.7
 TARGET_P99_MS = 25.0
+PACED_FRACTION = 0.5  # the fixed-rate phase runs at this share of the ceiling's throughput
 SERVERS = ("minimal", "conveyor")
 STARTED: list[throughput.Worker] = []
 
@@ -149,9 +150,14 @@ def count_rows(database) -> dict:
 # --- the load --------------------------------------------------------------------------------
 
 
-def client(port: int, request: tuple, setup: int, count: int, barrier, results) -> None:
+def client(port: int, request: tuple, setup: int, count: int, barrier, results, interval=0.0, offset=0.0) -> None:
     """One client process: `setup` unmeasured requests, wait for the others, then `count`
-    timed requests on one keep-alive connection; put its figures (or its failure) on `results`."""
+    timed requests on one keep-alive connection; put its figures (or its failure) on `results`.
+
+    With `interval` 0 each request goes as soon as the last answer came (a closed loop). Else
+    request k is due `offset + k * interval` s after the start (a fixed rate), and its latency
+    counts from when it was due, so a request held up by a slow one is not timed as if sent on
+    time."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     statuses: collections.Counter = collections.Counter()
     sample, latencies = "", []
@@ -160,8 +166,11 @@ def client(port: int, request: tuple, setup: int, count: int, barrier, results) 
             send(connection, request)
         barrier.wait(timeout=START_TIMEOUT)
         cpu, start = time.process_time(), time.perf_counter()
-        for _ in range(count):
+        for k in range(count):
             began = time.perf_counter()
+            if interval:
+                began = start + offset + k * interval
+                time.sleep(max(0.0, began - time.perf_counter()))
             status, body = send(connection, request)
             latencies.append(time.perf_counter() - began)
             statuses[status] += 1
@@ -185,14 +194,22 @@ def send(connection: http.client.HTTPConnection, request: tuple) -> tuple[int, b
     return response.status, response.read()
 
 
-def phase(port: int, request: tuple, clients: int, total: int, setup: int = CLIENT_SETUP_REQUESTS) -> dict:
-    """Run `total` requests from `clients` client processes; return the merged figures."""
+def phase(
+    port: int, request: tuple, clients: int, total: int, setup: int = CLIENT_SETUP_REQUESTS, rate: float = 0.0
+) -> dict:
+    """Run `total` requests from `clients` client processes, each in a closed loop, or together
+    at `rate` requests/s (staggered); return the merged figures."""
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(clients), context.Queue()
     shares = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
+    interval = clients / rate if rate else 0.0
     processes = [
-        context.Process(target=client, args=(port, request, setup, share, barrier, results), daemon=True)
-        for share in shares
+        context.Process(
+            target=client,
+            args=(port, request, setup, share, barrier, results, interval, i / rate if rate else 0.0),
+            daemon=True,
+        )
+        for i, share in enumerate(shares)
     ]
     try:
         for process in processes:
@@ -272,6 +289,20 @@ def measure(servers: dict, requests: dict, database, args: argparse.Namespace) -
     return phases
 
 
+def measure_paced(servers: dict, requests: dict, rate: float, args: argparse.Namespace) -> dict[str, dict]:
+    """Both servers at the same fixed rate from the same clients: latency below saturation."""
+    phases = {}
+    for name in SERVERS[::-1]:
+        phases[name] = checked(name, phase(servers[name].port, requests[name], args.clients, args.paced, rate=rate))
+        summary = summarize([phases[name]])
+        print(
+            f"  fixed rate {name:<9} {args.paced:>6} requests at {rate:6.1f} req/s  "
+            f"p50 {summary['p50']:6.2f} ms  p99 {summary['p99']:6.2f} ms",
+            flush=True,
+        )
+    return phases
+
+
 def checked(name: str, figures: dict) -> dict:
     """Return the phase's figures; fail the run if any answer was not a 202."""
     wrong = sum(count for status, count in figures["statuses"].items() if status != 202)
@@ -313,9 +344,10 @@ def summarize(phases: list[dict]) -> dict:
     return summary
 
 
-def report(phases: dict[str, list[dict]]) -> bool:
+def report(phases: dict[str, list[dict]], paced: dict[str, dict], rate: float, clients: int) -> bool:
     """Print each server's figures and the two targets; return whether both are met."""
     summaries = {name: summarize(phases[name]) for name in SERVERS}
+    print("\nclosed loop (each client sends when its last answer came):")
     print(
         f"\n{'server':<10}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
         "  CPU ms/request: gunicorn  client  PG sessions opened"
@@ -325,11 +357,23 @@ def report(phases: dict[str, list[dict]]) -> bool:
             f"{name:<10}{s['requests']:>9}{s['rate']:>9.1f}{s['p50']:>9.2f}{s['p95']:>9.2f}{s['p99']:>9.2f}"
             f"{s['max']:>9.1f}{'':>17}{s['server_cpu']:>8.2f}{s['client_cpu']:>8.2f}{s['sessions']:>20}"
         )
+    print(
+        f"  (saturated: mean latency = {clients} clients / throughput, "
+        + ", ".join(f"{name} {1000 * clients / s['rate']:.1f} ms" for name, s in summaries.items())
+        + ")"
+    )
+    print(f"\nfixed rate, {rate:.1f} req/s from {clients} clients (half the ceiling's closed-loop throughput):")
+    print(f"{'server':<10}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for name in SERVERS:
+        s = summarize([paced[name]])
+        print(f"{name:<10}{s['requests']:>9}{s['p50']:>9.2f}{s['p95']:>9.2f}{s['p99']:>9.2f}{s['max']:>9.1f}")
     ratio = summaries["conveyor"]["rate"] / summaries["minimal"]["rate"]
-    p99 = summaries["conveyor"]["p99"]
+    p99 = summarize([paced["conveyor"]])["p99"]
     ratio_ok, p99_ok = ratio >= TARGET_RATIO, p99 <= TARGET_P99_MS
     print(f"\nratio throughput conveyor/minimal = {ratio:.2f} (target >= {TARGET_RATIO:g}) {verdict(ratio_ok)}")
-    print(f"p99 = {p99:.1f} ms (target <= {TARGET_P99_MS:g}) {verdict(p99_ok)}")
+    print(f"p99 at the fixed rate = {p99:.1f} ms (target <= {TARGET_P99_MS:g}) {verdict(p99_ok)}")
+    closed = summaries["conveyor"]["p99"]
+    print(f"p99 in the closed loop = {closed:.1f} ms (target <= {TARGET_P99_MS:g}) {verdict(closed <= TARGET_P99_MS)}")
     return ratio_ok and p99_ok
 
 
@@ -397,6 +441,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=4000, help="measured requests per server (default 4000)")
     parser.add_argument("--warmup", type=int, default=800, help="unmeasured requests per server first (default 800)")
+    parser.add_argument("--paced", type=int, default=2000, help="requests per server at the fixed rate (default 2000)")
     parser.add_argument("--rounds", type=int, default=4, help="measured rounds, alternating servers (default 4)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent client processes (default 16)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server (default 2)")
@@ -457,6 +502,8 @@ def main() -> int:
         notices = stack.enter_context(waiting_worker(database_url)) if args.waiter else None
         try:
             phases = measure(servers, requests_for(key), database, args)
+            rate = PACED_FRACTION * summarize(phases["minimal"])["rate"]
+            paced = measure_paced(servers, requests_for(key), rate, args)
         except Exception:
             print(log_tails(servers), file=sys.stderr)
             raise
@@ -466,7 +513,7 @@ def main() -> int:
             f"{rows['bench_rows']} bench_rows (minimal); wake-ups waiting in Redis: {wakeups}"
             + ("" if notices is None else f"; notices to the waiting worker: {sum(notices)}")
         )
-        met = report(phases)
+        met = report(phases, paced, rate, args.clients)
     print(f"\nend of run, {throughput.load_average()}")
     return 1 if args.strict and not met else 0
 

@@ -27,7 +27,7 @@ def status():
 
 
 @blueprint.route("/list", methods=["GET"])
-@blueprint.arguments(schemas.TaskFilter, location="query")
+@blueprint.arguments(schemas.TaskFilter(), location="query")
 @blueprint.response(200, schemas.TaskPage)
 def list_all(query: dict):
     """Every account's tasks, newest first"""
@@ -35,7 +35,7 @@ def list_all(query: dict):
 
 
 @blueprint.route("/stop", methods=["POST"])
-@blueprint.arguments(schemas.Scope, location="query")
+@blueprint.arguments(schemas.Scope(), location="query")
 @blueprint.response(200, schemas.Switched)
 def stop(scope: dict):
     """Stop the queue, or one pool (`?pool=`) or type (`?type=`)
@@ -47,7 +47,7 @@ def stop(scope: dict):
 
 
 @blueprint.route("/start", methods=["POST"])
-@blueprint.arguments(schemas.Scope, location="query")
+@blueprint.arguments(schemas.Scope(), location="query")
 @blueprint.response(200, schemas.Switched)
 def start(scope: dict):
     """Start what `stop` paused, and wake the workers for the tasks that may now run"""
@@ -55,7 +55,7 @@ def start(scope: dict):
 
 
 @blueprint.route("/limit", methods=["POST"])
-@blueprint.arguments(schemas.Limit)
+@blueprint.arguments(schemas.Limit())
 @blueprint.response(200, schemas.LimitSet)
 def limit(body: dict):
     """Set how many tasks of a type may run at once (`limit: null` removes the cap)"""
@@ -63,7 +63,7 @@ def limit(body: dict):
 
 
 @blueprint.route("/cleanup", methods=["POST"])
-@blueprint.arguments(schemas.CleanupRequest, required=False)
+@blueprint.arguments(schemas.CleanupRequest(), required=False)
 @blueprint.response(200, schemas.CleanupReport)
 def cleanup(body: dict):
     """Rescue tasks whose lease expired (and, with `stuck_after`, tasks silent that long)

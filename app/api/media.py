@@ -50,7 +50,7 @@ def list_voices():
 
 
 @blueprint.route("/uploads", methods=["POST"])
-@blueprint.arguments(schemas.UploadForm, location="files")
+@blueprint.arguments(schemas.UploadForm(), location="files")
 @blueprint.response(201, schemas.Upload)
 @blueprint.alt_response(413, schema=ErrorSchema, description="larger than CONVEYOR_UPLOAD_MAX_BYTES")
 @blueprint.alt_response(415, schema=ErrorSchema, description="not a video, audio, image or subtitle file")
@@ -73,7 +73,7 @@ def _limit_upload_body():
 
 
 @blueprint.route("/uploads", methods=["GET"])
-@blueprint.arguments(schemas.PageQuery, location="query")
+@blueprint.arguments(schemas.PageQuery(), location="query")
 @blueprint.response(200, schemas.UploadPage)
 def list_uploads(query: dict):
     """Your account's uploads, newest first"""

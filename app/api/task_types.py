@@ -85,8 +85,8 @@ def _typed_view(typed: flask_smorest.Blueprint, cls):
         {"params": ma.fields.Nested(params, load_default=dict, metadata={"description": f"params of `{cls.type}`"})},
     )
 
-    @typed.arguments(body)
-    @typed.arguments(schemas.IdempotencyHeader, location="headers")
+    @typed.arguments(body())
+    @typed.arguments(schemas.IdempotencyHeader(), location="headers")
     @typed.response(202, schemas.Submitted)
     def view(payload: dict, headers: dict):
         # The schema above validated the body; the service validates the raw params again, as

@@ -34,8 +34,8 @@ def submitted(task, created: bool) -> tuple[dict, int]:
 
 
 @blueprint.route("", methods=["POST"])
-@blueprint.arguments(schemas.TaskSubmit)
-@blueprint.arguments(schemas.IdempotencyHeader, location="headers")
+@blueprint.arguments(schemas.TaskSubmit())
+@blueprint.arguments(schemas.IdempotencyHeader(), location="headers")
 @blueprint.response(202, schemas.Submitted)
 def submit(body: dict, headers: dict):
     """Submit a task of any type
@@ -65,7 +65,7 @@ def submit_for_caller(type: str, params, options: dict, headers: dict) -> tuple[
 
 
 @blueprint.route("", methods=["GET"])
-@blueprint.arguments(schemas.TaskFilter, location="query")
+@blueprint.arguments(schemas.TaskFilter(), location="query")
 @blueprint.response(200, schemas.TaskPage)
 def list_tasks(query: dict):
     """List your tasks, newest first
@@ -139,7 +139,7 @@ def delete(task_id: str):
 
 
 @blueprint.route("/<task_id>/events", methods=["GET"])
-@blueprint.arguments(schemas.EventQuery, location="query")
+@blueprint.arguments(schemas.EventQuery(), location="query")
 @blueprint.response(
     200,
     schemas.EventPage,

@@ -199,7 +199,7 @@ def insert_task() -> sa.Insert:
 
 # A waiting task's place counts at most this many tasks ahead of it (a range scan of the claim
 # index), so POSITION_CAP + 1 means "at least that far back".
-POSITION_CAP = 1000
+POSITION_CAP = 100
 
 
 @functools.cache
