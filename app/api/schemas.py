@@ -49,7 +49,9 @@ class Submitted(ma.Schema):
     task_id = ma.fields.UUID(required=True)
     status = ma.fields.String(required=True, metadata={"enum": STATUSES})
     created = ma.fields.Boolean(required=True, metadata={"description": "false when the idempotency key was seen"})
-    position = ma.fields.Integer(allow_none=True, metadata={"description": "place in its pool, 1 = next"})
+    position = ma.fields.Integer(
+        allow_none=True, metadata={"description": "place in its pool, 1 = next; 101 = at least that far back"}
+    )
     eta_seconds = ma.fields.Float(allow_none=True, metadata={"description": "estimated seconds until it finishes"})
 
 

@@ -128,6 +128,7 @@ def claim(
     worker: str,
     serialize: bool = False,
     session_name: str | None = None,
+    mark: str | None = None,
 ) -> sa.Row | None:
     """Claim the best eligible task of `pool` for a new attempt; None if there is none.
 
@@ -135,6 +136,7 @@ def claim(
     limits, skipped otherwise so claims pass each other (SQLite's one writer already serializes).
     `session_name` (PostgreSQL): a claim that takes a task sets the session's application name
     to it, clearing a waiting worker's mark (`listen`); the row's `renamed` says it did.
+    `mark` (PostgreSQL): set the session's application name to it first, in the same round trip.
     """
     postgres = _is_postgres(session)
     if serialize and postgres:
@@ -152,7 +154,10 @@ def claim(
         else:
             statement, name = sql.claim_with_event(pool, rename=True), f"conveyor_claim_renaming_{pool}"
             event["claim_session_name"] = session_name
-        return prepared.execute(session, name, statement, {**bound, **event}).first()
+        if mark is None:
+            return prepared.execute(session, name, statement, {**bound, **event}).first()
+        before = "SELECT set_config('application_name', :claim_mark, false)"
+        return prepared.execute(session, name, statement, {**bound, **event, "claim_mark": mark}, before).first()
     row = session.execute(sql.claim(pool), bound).first()
     if row is not None:
         add_event(session, row.id, row.attempt, "status", {"status": Status.RUNNING, "worker": worker}, at)

@@ -95,9 +95,19 @@ class Listener:
             self._set_name(self.plain_name)
             self.state["marked"] = None
 
-    def claimed(self, renamed: bool) -> None:
-        """A claim took a task: note the mark it cleared (`renamed`), or clear it now."""
-        if renamed:
+    def claim_options(self) -> dict:
+        """`lifecycle.claim` options for a claim on this connection: mark the session first
+        (unless it is marked), in the same round trip, and clear the mark if a task is taken."""
+        marking = None if self.state["marked"] == self.pool else mark(self.pool)
+        return {"session_name": self.plain_name, "mark": marking}
+
+    def claimed(self, row) -> None:
+        """After a claim with `claim_options` (or `mark()` and a claim elsewhere): the session
+        is marked if nothing was taken; if a task was, the claim cleared the mark (`renamed`),
+        or it is cleared now."""
+        if row is None:
+            self.state["marked"] = self.pool
+        elif getattr(row, "renamed", None) is not None:
             self.state["marked"] = None
         else:
             self.unmark()

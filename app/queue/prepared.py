@@ -48,20 +48,33 @@ class Prepared:
         # EXECUTE with the Core statement's parameter and result types (EXPLAIN can prefix it).
         self.call_sql = f"EXECUTE {name}({', '.join(':' + key for key in order)})"
         self.binds = [sa.bindparam(key, type_=compiled.binds[key].type) for key in order]
+        self._afters: dict[str, sa.TextClause] = {}
         self.execute_sql = (
             sa.text(self.call_sql)
             .bindparams(*self.binds)
             .columns(*(sa.column(column.key, column.type) for column in statement.selected_columns))
         )
 
-    def execute(self, connection: sa.Connection, params: dict) -> sa.CursorResult:
-        """Run the statement on `connection` with `params`, preparing it there first if needed."""
+    def execute(self, connection: sa.Connection, params: dict, before: str = "") -> sa.CursorResult:
+        """Run the statement on `connection` with `params`, preparing it there first if needed.
+        `before`: a statement sent ahead of it in the same round trip (its result is dropped;
+        its `:name` parameters come from `params` too)."""
         prepared = connection.info.setdefault("conveyor_prepared", set())
         if self.name not in prepared:
             with connection.connection.dbapi_connection.cursor() as cursor:
                 cursor.execute(self.prepare_sql)
             prepared.add(self.name)
-        return connection.execute(self.execute_sql, params)
+        return connection.execute(self._after(before) if before else self.execute_sql, params)
+
+    def _after(self, before: str) -> sa.TextClause:
+        # One query string, two statements: psycopg2 returns the last one's rows.
+        if before not in self._afters:
+            self._afters[before] = (
+                sa.text(f"{before}; {self.call_sql}")
+                .bindparams(*self.binds)
+                .columns(*self.execute_sql.selected_columns)
+            )
+        return self._afters[before]
 
 
 def _literal(bind: sa.BindParameter) -> str:
@@ -76,9 +89,12 @@ def of(name: str, statement: sa.Executable) -> Prepared:
     return Prepared(name, statement)
 
 
-def execute(session, name: str, statement: sa.Executable, params: dict) -> sa.Result:
+def execute(session, name: str, statement: sa.Executable, params: dict, before: str = "") -> sa.Result:
     """Run `statement` prepared if `session` is a connection opened with the `OPTION`
-    execution option (the hot autocommit connections), else as it is."""
+    execution option (the hot autocommit connections), else as it is; `before` (see
+    `Prepared.execute`) in the same round trip, or as a statement of its own."""
     if isinstance(session, sa.Connection) and session.get_execution_options().get(OPTION):
-        return of(name, statement).execute(session, params)
+        return of(name, statement).execute(session, params, before)
+    if before:
+        session.execute(sa.text(before), params)
     return session.execute(statement, params)

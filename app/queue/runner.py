@@ -114,15 +114,14 @@ class Runner:
         while (left := idle_until - time.monotonic()) > 0:
             with self._hot_connection() as connection:
                 listener = listen.Listener(connection, pool)
-                listener.mark()
                 listener.forget()
-                row = self.claim(pool, session_name=listener.plain_name)
+                row = self.claim(pool, listener)
+                listener.claimed(row)
                 if row is None:
                     if listener.wait(min(listen.POLL_SECONDS, left), stop_fd) == "stop":
                         listener.unmark()
                         return
                     continue
-                listener.claimed(renamed=getattr(row, "renamed", None) is not None)
                 if row.more:  # more work came with this wake-up: another idle worker may help
                     self.nudge(pool, connection)
             if not self._drain(pool, outcomes, row):
@@ -136,14 +135,18 @@ class Runner:
         row = self.claim(pool)
         return None if row is None else self.run(row)
 
-    def claim(self, pool: str, session_name: str | None = None):
+    def claim(self, pool: str, listener: listen.Listener | None = None):
         """Claim the best eligible task of `pool` for this worker; return its row or None.
-        `session_name`: see `lifecycle.claim` (used on the claim connection only)."""
+        With a `listener` (on the claim connection), the claim also marks it as waiting and
+        clears the mark again if it takes a task (`Listener.claim_options`)."""
         serialize = bool(self._limited_types())
         lease = self.settings["CONVEYOR_LEASE_SECONDS"]
+        if listener is not None and serialize:
+            listener.mark()  # the claim runs on another connection
         if self.autocommit_engine is not None and not serialize:
+            options = listener.claim_options() if listener is not None else {}
             with self._hot_connection() as connection:
-                return lifecycle.claim(connection, pool, lease, self.worker, session_name=session_name)
+                return lifecycle.claim(connection, pool, lease, self.worker, **options)
         with self.session_factory() as session:
             row = lifecycle.claim(session, pool, lease, self.worker, serialize=serialize)
             session.commit()
