@@ -1,5 +1,6 @@
 """Sample media for tests, made with the real ffmpeg and espeak-ng: a test-pattern video with
-speech or a tone and optional subtitles, speech WAVs, and SRT files.
+speech or a tone and optional subtitles, speech WAVs, and SRT files; and reading media back
+(ffprobe's JSON, a duration, one frame).
 
 These build their own argv on purpose instead of using `processors.providers.ffmpeg`, so a bug
 there cannot also bend the media its tests check against.
@@ -7,8 +8,11 @@ there cannot also bend the media its tests check against.
 
 from __future__ import annotations
 
+import json
 import pathlib
 import subprocess
+
+from PIL import Image
 
 FFMPEG = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
 # Container -> the subtitle codec it can hold.
@@ -68,6 +72,25 @@ def make_tone_wav(path: str | pathlib.Path, seconds: float, frequency: int = 440
     source = f"sine=frequency={frequency}:sample_rate={rate}:duration={seconds}"
     _run([*FFMPEG, "-f", "lavfi", "-i", source, "-c:a", "pcm_s16le", str(path)])
     return path
+
+
+def probe(path: str | pathlib.Path) -> dict:
+    """Return ffprobe's own JSON for a file (format and streams)."""
+    argv = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout)
+
+
+def duration(path: str | pathlib.Path) -> float:
+    """Return a file's duration in seconds, as ffprobe reads it."""
+    return float(probe(path)["format"]["duration"])
+
+
+def frame(video: str | pathlib.Path, seconds: float, out: pathlib.Path) -> Image.Image:
+    """Return the video's frame at `seconds` as RGB pixels (written to `out` on the way)."""
+    argv = ["ffmpeg", "-v", "error", "-y", "-ss", f"{seconds:.3f}", "-i", str(video), "-frames:v", "1", str(out)]
+    subprocess.run(argv, check=True, timeout=30)
+    with Image.open(out) as image:
+        return image.convert("RGB")
 
 
 def _audio_input(path: pathlib.Path, speech_text: str | None) -> list[str]:

@@ -9,7 +9,6 @@ through the API and a real worker.
 import itertools
 import json
 import pathlib
-import subprocess
 import threading
 import time
 import uuid
@@ -23,6 +22,7 @@ from processors import base, captions, errors
 from processors.animated_lesson import AnimatedLessonProcessor, lesson, player
 from processors.explainer_video import themes
 from processors.providers import process
+from tests import media
 from tests.api import conftest as api_fixtures
 from tests.fakes import openai_server
 from tests.queue import helpers
@@ -73,22 +73,6 @@ def _by_name(ctx: base.Context) -> dict[str, dict]:
     return {item["name"]: item for item in ctx.artifacts}
 
 
-def _ffprobe(path) -> dict:
-    argv = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
-    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout)
-
-
-def _duration(path) -> float:
-    return float(_ffprobe(path)["format"]["duration"])
-
-
-def _frame(video, seconds: float, out: pathlib.Path) -> Image.Image:
-    argv = ["ffmpeg", "-v", "error", "-y", "-ss", f"{seconds:.3f}", "-i", str(video), "-frames:v", "1", str(out)]
-    subprocess.run(argv, check=True, timeout=30)
-    with Image.open(out) as image:
-        return image.convert("RGB")
-
-
 def _inked(image: Image.Image, box) -> int:
     """Count the pixels in `box` far from the white background: text, not the code box's pale
     fill or its grey outline."""
@@ -125,7 +109,7 @@ def test_given_sections_become_a_lesson_json_and_a_video_as_long_as_the_narratio
     _validate(document)
 
     video = names["lesson.mp4"]["path"]
-    probed = _ffprobe(video)
+    probed = media.probe(video)
     kinds = sorted(stream["codec_type"] for stream in probed["streams"])
     assert kinds == ["audio", "video"]
     (picture,) = [s for s in probed["streams"] if s["codec_type"] == "video"]
@@ -135,7 +119,7 @@ def test_given_sections_become_a_lesson_json_and_a_video_as_long_as_the_narratio
         360,
         360,
     )
-    narrations = [_duration(names[f"section-{n:02d}.wav"]["path"]) for n in (1, 2)]
+    narrations = [media.duration(names[f"section-{n:02d}.wav"]["path"]) for n in (1, 2)]
     length = float(probed["format"]["duration"])
     assert abs(length - sum(narrations)) <= 0.2, (length, narrations)
     assert abs(result["duration"] - length) <= 0.01
@@ -199,11 +183,11 @@ def test_typing_reveals_the_code_over_its_duration(given):
     box = code["box"]
 
     at = [code["start"] + code["duration"] * share for share in (0.2, 0.6)] + [code["start"] + code["duration"] + 0.1]
-    inked = [_inked(_frame(video, seconds, folder / f"typing-{n}.png"), box) for n, seconds in enumerate(at)]
+    inked = [_inked(media.frame(video, seconds, folder / f"typing-{n}.png"), box) for n, seconds in enumerate(at)]
 
     assert inked[0] < inked[1] < inked[2], inked
     assert inked[0] < 0.5 * inked[2] and inked[2] > 100, inked
-    before = _frame(video, max(0.0, code["start"] - 0.2), folder / "typing-before.png")
+    before = media.frame(video, max(0.0, code["start"] - 0.2), folder / "typing-before.png")
     assert _inked(before, box) == 0, "nothing of the code is shown before its start"
 
 
@@ -214,13 +198,13 @@ def test_fade_and_slide_bring_their_blocks_in(given):
     text, bullets = section["blocks"][1], section["blocks"][2]
 
     fade_at = section["start"] + text["start"]
-    mid = _darkness(_frame(video, fade_at + text["duration"] / 2, folder / "fade-mid.png"), text["box"])
-    full = _darkness(_frame(video, fade_at + text["duration"] + 0.1, folder / "fade-full.png"), text["box"])
+    mid = _darkness(media.frame(video, fade_at + text["duration"] / 2, folder / "fade-mid.png"), text["box"])
+    full = _darkness(media.frame(video, fade_at + text["duration"] + 0.1, folder / "fade-full.png"), text["box"])
     assert 0.2 * full < mid < 0.8 * full, (mid, full)
 
     slide_at = section["start"] + bullets["start"]
-    moving = _frame(video, slide_at + bullets["duration"] * 0.3, folder / "slide-mid.png")
-    settled = _frame(video, slide_at + bullets["duration"] + 0.1, folder / "slide-full.png")
+    moving = media.frame(video, slide_at + bullets["duration"] * 0.3, folder / "slide-mid.png")
+    settled = media.frame(video, slide_at + bullets["duration"] + 0.1, folder / "slide-full.png")
     left, top, _, bottom = bullets["box"]
     rows = (0, top, 360, bottom)
     moving_box = ImageChops.difference(moving, Image.new("RGB", moving.size, WHITE)).crop(rows).getbbox()
@@ -274,8 +258,8 @@ def test_a_prompt_is_written_by_the_llm_with_one_re_ask(tmp_path):
     document = json.loads(pathlib.Path(names["lesson.json"]["path"]).read_text())
     _validate(document)
     assert document["by"] == "llm" and [s["title"] for s in document["sections"]] == ["Part 1", "Part 2"]
-    narrations = [_duration(names[f"section-{n:02d}.wav"]["path"]) for n in (1, 2)]
-    assert abs(_duration(names["lesson.mp4"]["path"]) - sum(narrations)) <= 0.2
+    narrations = [media.duration(names[f"section-{n:02d}.wav"]["path"]) for n in (1, 2)]
+    assert abs(media.duration(names["lesson.mp4"]["path"]) - sum(narrations)) <= 0.2
 
 
 @pytest.mark.parametrize(
@@ -420,6 +404,6 @@ def test_animated_lesson_through_the_api_and_a_worker(backend, client, keys, pro
     with client.get(by_name["lesson.mp4"]["url"], headers=member) as answer:
         assert answer.status_code == 200 and answer.mimetype == "video/mp4"
         video.write_bytes(answer.data)
-    assert sorted(stream["codec_type"] for stream in _ffprobe(video)["streams"]) == ["audio", "video"]
-    assert abs(_duration(video) - document["duration"]) <= 0.2
-    assert abs(row.result["duration"] - _duration(video)) <= 0.05
+    assert sorted(stream["codec_type"] for stream in media.probe(video)["streams"]) == ["audio", "video"]
+    assert abs(media.duration(video) - document["duration"]) <= 0.2
+    assert abs(row.result["duration"] - media.duration(video)) <= 0.05

@@ -8,7 +8,6 @@ failure; cancel mid-narration and mid-render; and one task through the API and a
 import colorsys
 import json
 import pathlib
-import subprocess
 import threading
 import time
 import uuid
@@ -19,6 +18,7 @@ from PIL import Image, ImageChops, ImageStat
 from app import config
 from processors import base, captions, errors
 from processors.explainer_video import ExplainerVideoProcessor, markup, slides, themes
+from tests import media
 from tests.api import conftest as api_fixtures
 from tests.fakes import openai_server
 from tests.queue import helpers
@@ -68,22 +68,6 @@ def _by_name(ctx: base.Context) -> dict[str, dict]:
     return {item["name"]: item for item in ctx.artifacts}
 
 
-def _ffprobe(path) -> dict:
-    """Return ffprobe's own JSON for a file (format and streams)."""
-    argv = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
-    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout)
-
-
-def _duration(path) -> float:
-    return float(_ffprobe(path)["format"]["duration"])
-
-
-def _frame(video, seconds: float, out: pathlib.Path) -> Image.Image:
-    argv = ["ffmpeg", "-v", "error", "-y", "-ss", f"{seconds:.3f}", "-i", str(video), "-frames:v", "1", str(out)]
-    subprocess.run(argv, check=True, timeout=30)
-    return _image(out)
-
-
 def _image(path) -> Image.Image:
     """Return a PNG's pixels as RGB, with the file closed."""
     with Image.open(path) as image:
@@ -119,7 +103,7 @@ def test_a_given_script_becomes_a_video_as_long_as_its_narration(tmp_path):
     per_scene = [f"scene-{n:02d}.{ext}" for n in (1, 2, 3) for ext in ("png", "wav", "srt")]
     assert sorted(names) == sorted([*per_scene, "video.mp4", "video.srt", "script.json", "thumbnail.png"])
     video = names["video.mp4"]["path"]
-    probed = _ffprobe(video)
+    probed = media.probe(video)
     (picture,) = [s for s in probed["streams"] if s["codec_type"] == "video"]
     (sound,) = [s for s in probed["streams"] if s["codec_type"] == "audio"]
     assert (picture["codec_name"], picture["pix_fmt"], picture["width"], picture["height"]) == (
@@ -130,7 +114,7 @@ def test_a_given_script_becomes_a_video_as_long_as_its_narration(tmp_path):
     )
     assert sound["codec_name"] == "aac"
 
-    narrations = [_duration(names[f"scene-{n:02d}.wav"]["path"]) for n in (1, 2, 3)]
+    narrations = [media.duration(names[f"scene-{n:02d}.wav"]["path"]) for n in (1, 2, 3)]
     length = float(probed["format"]["duration"])
     assert abs(length - sum(narrations)) <= 0.2, (length, narrations)
     assert abs(result["duration"] - length) <= 0.01
@@ -161,8 +145,8 @@ def test_a_given_script_becomes_a_video_as_long_as_its_narration(tmp_path):
     band = (0, 1080 - slides.caption_band((1080, 1080)), 1080, 1080)
     upper = (0, 0, 1080, band[1])
     before, after = (
-        _frame(video, starts[1] - 0.12, tmp_path / "a.png"),
-        _frame(video, starts[1] + 0.12, tmp_path / "b.png"),
+        media.frame(video, starts[1] - 0.12, tmp_path / "a.png"),
+        media.frame(video, starts[1] + 0.12, tmp_path / "b.png"),
     )
     assert _mean_difference(before, pictures[0], upper) < 2 < _mean_difference(before, pictures[1], upper)
     assert _mean_difference(after, pictures[1], upper) < 2 < _mean_difference(after, pictures[0], upper)
@@ -190,14 +174,14 @@ def test_each_aspect_has_its_size_and_subtitles_can_be_left_out(aspect, size, tm
     result, ctx = _run(params, _settings(tmp_path), tmp_path / "w")
 
     names = _by_name(ctx)
-    (picture,) = [s for s in _ffprobe(names["video.mp4"]["path"])["streams"] if s["codec_type"] == "video"]
+    (picture,) = [s for s in media.probe(names["video.mp4"]["path"])["streams"] if s["codec_type"] == "video"]
     assert (picture["width"], picture["height"]) == size
     assert _image(names["scene-01.png"]["path"]).size == size
-    frame = _frame(names["video.mp4"]["path"], 0.5, tmp_path / "f.png")
+    frame = media.frame(names["video.mp4"]["path"], 0.5, tmp_path / "f.png")
     bottom = (0, size[1] - slides.caption_band(size), size[0], size[1])
     assert _differing(frame, themes.THEMES["dark"].background, bottom) == 0, "no captions burned in"
     assert captions.read(names["video.srt"]["path"])[0].text == "One short scene.", "the SRT is written anyway"
-    assert abs(_duration(names["video.mp4"]["path"]) - _duration(names["scene-01.wav"]["path"])) <= 0.2
+    assert abs(media.duration(names["video.mp4"]["path"]) - media.duration(names["scene-01.wav"]["path"])) <= 0.2
     assert result["subtitles"] is False
 
 
@@ -275,8 +259,8 @@ def test_a_prompt_is_scripted_by_the_llm_with_one_re_ask(tmp_path):
     names = _by_name(ctx)
     stored = json.loads(pathlib.Path(names["script.json"]["path"]).read_text())
     assert stored == {"title": "Ideas", "by": "llm", "scenes": [_llm_scene(1), _llm_scene(2)]}
-    narrations = [_duration(names[f"scene-{n:02d}.wav"]["path"]) for n in (1, 2)]
-    assert abs(_duration(names["video.mp4"]["path"]) - sum(narrations)) <= 0.2
+    narrations = [media.duration(names[f"scene-{n:02d}.wav"]["path"]) for n in (1, 2)]
+    assert abs(media.duration(names["video.mp4"]["path"]) - sum(narrations)) <= 0.2
 
 
 def test_a_wrong_scene_count_is_asked_again_once_then_fails(tmp_path):
@@ -398,7 +382,7 @@ def test_explainer_through_the_api_and_a_worker(backend, client, keys, processes
     with client.get(by_name["video.mp4"]["url"], headers=member) as answer:
         assert answer.status_code == 200 and answer.mimetype == "video/mp4"
         video.write_bytes(answer.data)
-    kinds = sorted(stream["codec_type"] for stream in _ffprobe(video)["streams"])
+    kinds = sorted(stream["codec_type"] for stream in media.probe(video)["streams"])
     assert kinds == ["audio", "video"]
-    assert abs(_duration(video) - row.result["duration"]) <= 0.05
+    assert abs(media.duration(video) - row.result["duration"]) <= 0.05
     assert abs(row.result["duration"] - sum(scene["duration"] for scene in row.result["scenes"])) <= 0.2

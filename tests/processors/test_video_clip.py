@@ -86,14 +86,9 @@ def run(params: dict, ctx: base.Context) -> dict:
     return processor.run(processor.load_params(params), ctx)
 
 
-def probe(path: pathlib.Path) -> dict:
-    argv = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
-    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout)
-
-
 def assert_clip(path: pathlib.Path, clip: dict, size: tuple[int, int]) -> None:
     """Check a clip file: its size, H.264/AAC yuv420p, and a duration within 0.1 s of its segment."""
-    info = probe(path)
+    info = media.probe(path)
     [video] = [s for s in info["streams"] if s["codec_type"] == "video"]
     [audio] = [s for s in info["streams"] if s["codec_type"] == "audio"]
     assert (video["width"], video["height"]) == size
