@@ -23,7 +23,8 @@ RUN useradd --system --create-home --uid 10001 conveyor \
     && chown conveyor:conveyor /var/lib/conveyor
 
 WORKDIR /app
-COPY setup.cfg pyproject.toml README.md manage.py celeryconfig.py ./
+# gunicorn reads gunicorn.conf.py from the working directory.
+COPY setup.cfg pyproject.toml README.md manage.py celeryconfig.py gunicorn.conf.py ./
 COPY app ./app
 COPY processors ./processors
 COPY migrations ./migrations

@@ -135,8 +135,10 @@ class Upload(Base):
 class Task(Base):
     __tablename__ = "tasks"
 
-    # Not a column: the tasks ahead of a new one, when its submit counted them (`lifecycle.submit`).
+    # Not columns: what a new task's submit found out in its statement (`lifecycle.submit`): the
+    # tasks ahead of it, if it counted them, and whether it notified a waiting worker.
     ahead_at_submit = None
+    notified_at_submit = False
 
     id: orm.Mapped[uuid.UUID] = orm.mapped_column(primary_key=True, default=uuid.uuid4)
     type: orm.Mapped[str] = orm.mapped_column(sa.String(64))

@@ -1,8 +1,9 @@
 """`POST /api/tasks` under gunicorn on PostgreSQL, against a minimal Flask endpoint that
 inserts one row with the same stack (the ceiling), in one run, at 16 concurrent clients.
 
-Both servers run with the same gunicorn settings (gthread, 2 workers x 8 threads by default:
-the production command in the Dockerfile) on the same throwaway PostgreSQL database:
+Both servers run with the same gunicorn settings (`gunicorn.conf.py`, gthread, 2 workers x 8
+threads by default: the production command in the Dockerfile) on the same throwaway
+PostgreSQL database:
 
 - Conveyor: the real app (`app:create_app()`), with a member's API key, submitting
   `{"type": "noop", "params": {}}`: bearer-key lookup, marshmallow validation, the task row and
@@ -75,7 +76,8 @@ def free_port() -> int:
 def gunicorn(name: str, factory: str, env: dict, log_dir: pathlib.Path, workers: int, threads: int):
     """Return a starter of gunicorn serving `factory`, for `throughput.running`."""
     port = free_port()
-    args = ["-m", "gunicorn", "-k", "gthread", "-w", str(workers), "--threads", str(threads)]
+    args = ["-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), "-k", "gthread"]
+    args += ["-w", str(workers), "--threads", str(threads)]
     args += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", factory]
 
     def start() -> throughput.Worker:
@@ -314,14 +316,19 @@ def checked(name: str, figures: dict) -> dict:
 
 def usage(server: throughput.Worker, database) -> dict[str, float]:
     """CPU seconds used so far by the server's processes (its process group: master and
-    workers, every thread), and the sessions the database has had (connections opened)."""
+    workers, every thread) and by PostgreSQL (all its processes: the server's sessions, the
+    WAL writer, autovacuum; nothing else uses it during a phase), and the sessions the database
+    has had (connections opened)."""
     with database.cursor() as cursor:
         cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
-        used = {"server_cpu": 0.0, "sessions": cursor.fetchone()[0]}
+        used = {"server_cpu": 0.0, "postgres_cpu": 0.0, "sessions": cursor.fetchone()[0]}
     for process in pathlib.Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
-            if int((process / "stat").read_text().rsplit(")", 1)[1].split()[2]) == server.process.pid:
+            stat = (process / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[2]) == server.process.pid:
                 used["server_cpu"] += sum(on_cpu(thread) for thread in (process / "task").iterdir())
+            elif stat[stat.index("(") + 1 : stat.rindex(")")] == "postgres":
+                used["postgres_cpu"] += on_cpu(process)
     return used
 
 
@@ -340,6 +347,7 @@ def summarize(phases: list[dict]) -> dict:
     summary["max"] = max(latencies) * 1000
     summary["client_cpu"] = sum(figures["client_cpu"] for figures in phases) / count * 1000
     summary["server_cpu"] = sum(figures.get("server_cpu", 0.0) for figures in phases) / count * 1000
+    summary["postgres_cpu"] = sum(figures.get("postgres_cpu", 0.0) for figures in phases) / count * 1000
     summary["sessions"] = sum(figures.get("sessions", 0) for figures in phases)
     return summary
 
@@ -350,12 +358,13 @@ def report(phases: dict[str, list[dict]], paced: dict[str, dict], rate: float, c
     print("\nclosed loop (each client sends when its last answer came):")
     print(
         f"\n{'server':<10}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        "  CPU ms/request: gunicorn  client  PG sessions opened"
+        "  CPU ms/request: gunicorn  PostgreSQL  client  PG sessions opened"
     )
     for name, s in summaries.items():
         print(
             f"{name:<10}{s['requests']:>9}{s['rate']:>9.1f}{s['p50']:>9.2f}{s['p95']:>9.2f}{s['p99']:>9.2f}"
-            f"{s['max']:>9.1f}{'':>17}{s['server_cpu']:>8.2f}{s['client_cpu']:>8.2f}{s['sessions']:>20}"
+            f"{s['max']:>9.1f}{'':>17}{s['server_cpu']:>8.2f}{s['postgres_cpu']:>12.2f}{s['client_cpu']:>8.2f}"
+            f"{s['sessions']:>20}"
         )
     print(
         f"  (saturated: mean latency = {clients} clients / throughput, "

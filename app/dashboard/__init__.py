@@ -47,6 +47,7 @@ def init_app(app: flask.Flask) -> flask.Blueprint:
     for child in (signin.blueprint, overview.blueprint, tasks.blueprint, submit.blueprint, admin.blueprint):
         parent.register_blueprint(child)
     app.register_blueprint(parent)
+    app.session_interface = session.DashboardCookies(parent.url_prefix)
     return parent
 
 

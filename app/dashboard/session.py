@@ -1,10 +1,11 @@
 """Who is signed in to the dashboard, and CSRF protection.
 
 Signing in checks an API key with `accounts.authenticate` (as the API does) and keeps only the
-key's id in Flask's signed session cookie, never the key. Every request loads the caller again
-from that id, so a revoked key or a changed role takes effect at once. Every request that
-changes something must carry the session's CSRF token: in the form (`csrf_token`) or, from
-htmx, in the `X-CSRF-Token` header; without it the answer is 400.
+key's id in Flask's signed session cookie, never the key; the cookie is read only under
+`/dashboard` (`DashboardCookies`). Every request loads the caller again from that id, so a
+revoked key or a changed role takes effect at once. Every request that changes something must
+carry the session's CSRF token: in the form (`csrf_token`) or, from htmx, in the
+`X-CSRF-Token` header; without it the answer is 400.
 """
 
 import hmac
@@ -24,6 +25,21 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 CALLER = "conveyor.dashboard.caller"
 NO_SECRET = "The dashboard needs a secret key to sign its session cookie: set CONVEYOR_SECRET_KEY and restart."
+
+
+class DashboardCookies(flask.sessions.SecureCookieSessionInterface):
+    """Flask's signed session cookie, opened only under the dashboard's URL prefix. The API
+    authenticates each request by its key and never reads a session, so its calls skip the
+    cookie's serializer and signature check (elsewhere `flask.session` is an empty read-only
+    session)."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def open_session(self, app: flask.Flask, request: flask.Request):
+        if not request.path.startswith(self.prefix):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 def require_secret_key():

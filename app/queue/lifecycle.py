@@ -11,7 +11,7 @@ from sqlalchemy import orm
 
 from app import models
 from app.models import Priority, Status
-from app.queue import errors, prepared, sql
+from app.queue import errors, listen, prepared, sql
 from processors import errors as processor_errors
 from processors import registry as registry_module
 
@@ -58,12 +58,15 @@ def submit(
     parent_id: uuid.UUID | None = None,
     idempotency_key: str | None = None,
     count_ahead: bool = False,
+    notify: bool = False,
 ) -> tuple[models.Task, bool]:
     """Validate and add a task; return it and whether it is new.
 
     A repeated idempotency key (per account) returns the task it first created, unchanged.
-    With `count_ahead`, a submit that is one statement (PostgreSQL, no key) also counts the
-    tasks ahead of the new one, in `task.ahead_at_submit`.
+    A submit that is one statement (PostgreSQL, no key) can do more in it: with `count_ahead`,
+    count the tasks ahead of the new one (`task.ahead_at_submit`); with `notify`, if the task
+    is due now, notify one worker waiting for its pool (`queue.listen`) when the statement
+    commits (`task.notified_at_submit`: whether one was waiting).
     Raises UnknownTaskType, processors.errors.InvalidParams or ValueError (priority).
     """
     if type not in registry:
@@ -97,10 +100,13 @@ def submit(
     event = {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}
     values = {name: getattr(task, name) for name in sql.SUBMITTED}
     if not idempotency_key and _is_postgres(session):  # the row and its event in one statement
-        name = "conveyor_submit_counting" if count_ahead else "conveyor_submit"
-        statement = sql.insert_with_event(count_ahead)
-        row = prepared.execute(session, name, statement, {**values, "event_data": event, "event_at": at}).one()
+        notify = notify and task.run_at <= at
+        name = "conveyor_submit" + ("_counting" if count_ahead else "") + ("_notifying" if notify else "")
+        statement = sql.insert_with_event(count_ahead, notify)
+        values.update(event_data=event, event_at=at, mark=listen.mark(task.pool))
+        row = prepared.execute(session, name, statement, values).one()
         task.ahead_at_submit = row.ahead if count_ahead else None
+        task.notified_at_submit = bool(row.notified) if notify else False
         return task, True
     try:
         # A savepoint only when a key could collide: the conflict must not undo the caller's work.

@@ -3,21 +3,25 @@
 A worker process that has drained its pool stays for `CONVEYOR_LINGER_SECONDS`, its claim
 connection `LISTEN`ing on a channel of its own (`conveyor_wake_<backend pid>`). While it waits
 it marks that session (`application_name` = `conveyor-listen:<pool>`, visible in
-`pg_stat_activity`). After its commit, a submit runs one statement that sends `NOTIFY` to one
-marked session of the pool, and publishes a Celery wake-up only when there is none. A busy
-pool's submits publish as before; an idle pool's cost no broker message, and its worker no
-Celery delivery.
+`pg_stat_activity`). A submit's insert statement also sends `NOTIFY` to one marked session of
+the pool (`sql.notify_waiter`), delivered when it commits. Only if it found none does the
+submit, after its commit, look once more (`notify`) and then publish a Celery wake-up. A busy
+pool's submits publish as before; an idle pool's cost no extra round trip and no broker
+message, and its worker no Celery delivery.
 
 Why no task is left behind:
-- a waiter marks itself, then claims, then waits: a task committed before the mark was visible
-  is found by that claim; one committed after it is notified;
+- a waiter marks itself, then claims, then waits: a task committed before that claim's
+  snapshot is found by it; one committed later is notified, since its submit looks for marks
+  after the mark was set;
 - the claim that takes a task clears the mark in the same statement (`sql.claim_with_event`
-  with `rename`); a submit checks for marks after its own commit, so a waiter it did not see
-  either claims after that commit or was never waiting, and the submit publishes instead;
+  with `rename`); a submit that found no mark in its insert looks again after its commit, so a
+  waiter it did not see either claims after that commit or was never waiting, and the submit
+  publishes instead;
 - a notified waiter takes the best task, not necessarily the notified one. When its claim saw
   more work waiting, it wakes another waiter (or publishes) before it runs its task, so a
-  burst spreads over the idle workers. A task committed during that claim itself may wait for
-  the next sweep (`CONVEYOR_SWEEP_SECONDS`) if the claimed task runs long.
+  burst spreads over the idle workers. A task whose notice went to a waiter that was taking
+  another task at that moment may wait for the next sweep (`CONVEYOR_SWEEP_SECONDS`) or
+  another waiter's claim (every POLL_SECONDS) if that task runs long.
 
 A dead worker's mark goes with its session. Set `CONVEYOR_LINGER_SECONDS=0` behind a pooler
 in transaction mode (PgBouncer), where `LISTEN` does not hold.
@@ -27,39 +31,29 @@ import select
 
 import sqlalchemy as sa
 
-from app.queue import prepared
+from app.queue import prepared, sql
 
 # How often a waiting worker claims anyway: tasks whose `run_at` came, or controls that
 # changed, reach it within this long even if no notice or Celery message does.
 POLL_SECONDS = 1.0
 
-# Wake one waiting session: each listens on a channel named after its backend's pid. Run
-# prepared on hot connections: planning the view costs four times running it.
-_NOTIFY = (
-    sa.text(
-        "SELECT pg_notify('conveyor_wake_' || pid, '') AS notified FROM pg_stat_activity"
-        " WHERE datname = current_database() AND application_name = :mark LIMIT 1"
-    )
-    .bindparams(sa.bindparam("mark", type_=sa.Text))
-    .columns(sa.column("notified"))
-)
-
 
 def channel(backend_pid: int) -> str:
     """The `NOTIFY` channel of one waiting session."""
-    return f"conveyor_wake_{backend_pid}"
+    return f"{sql.WAKE}{backend_pid}"
 
 
 def mark(pool: str) -> str:
     """The `application_name` of a session waiting for the pool's work."""
-    return f"conveyor-listen:{pool}"
+    return f"{sql.WAITING}{pool}"
 
 
 def notify(connection: sa.Connection, pool: str) -> bool:
-    """Notify the pool's waiting workers, if any; return whether one was waiting. Run it on
-    an autocommit connection after the commit that made the work (the notice is sent when this
-    statement commits)."""
-    found = prepared.execute(connection, "conveyor_notify", _NOTIFY, {"mark": mark(pool)}).first()
+    """Notify one of the pool's waiting workers, if any; return whether one was waiting. Run
+    it on an autocommit connection after the commit that made the work (the notice is sent
+    when this statement commits). Prepared on hot connections: planning the view costs four
+    times running it."""
+    found = prepared.execute(connection, "conveyor_notify", sql.notify_waiter(), {"mark": mark(pool)}).first()
     return found is not None
 
 

@@ -203,24 +203,57 @@ POSITION_CAP = 100
 
 
 @functools.cache
-def insert_with_event(count_ahead: bool = False) -> sa.Select:
+def insert_with_event(count_ahead: bool = False, notify: bool = False) -> sa.Select:
     """insert_with_event: `insert_task` and its `queued` event in one statement (PostgreSQL);
     bind `event_data` and `event_at` too. With `count_ahead` it also returns `ahead`: how many
     queued tasks of the pool come before the new one (at most POSITION_CAP), counted in the
-    statement's snapshot, which does not hold the new row."""
+    statement's snapshot, which does not hold the new row. With `notify` it also runs
+    `notify_waiter` (bind `mark`) and returns `notified`, 1 if it found a waiting session, which
+    gets its notice when the statement commits."""
     statement = with_status_event(insert_task())
-    if not count_ahead:
-        return statement
-    t = tasks.alias("ahead_of")
-    key = sa.tuple_(t.c.priority, t.c.run_at, t.c.created_at)
-    own = sa.tuple_(*(sa.bindparam(name, type_=tasks.c[name].type) for name in ("priority", "run_at", "created_at")))
-    before = (
-        sa.select(sa.literal(1))
-        .where(t.c.status == Status.QUEUED, t.c.pool == sa.bindparam("pool", type_=tasks.c.pool.type), key < own)
-        .limit(POSITION_CAP)
-        .subquery("before")
+    if count_ahead:
+        t = tasks.alias("ahead_of")
+        key = sa.tuple_(t.c.priority, t.c.run_at, t.c.created_at)
+        own = sa.tuple_(*(sa.bindparam(n, type_=tasks.c[n].type) for n in ("priority", "run_at", "created_at")))
+        before = (
+            sa.select(sa.literal(1))
+            .where(t.c.status == Status.QUEUED, t.c.pool == sa.bindparam("pool", type_=tasks.c.pool.type), key < own)
+            .limit(POSITION_CAP)
+            .subquery("before")
+        )
+        statement = statement.add_columns(sa.select(sa.func.count()).select_from(before).scalar_subquery().label("ahead"))
+    if notify:
+        woken = notify_waiter().subquery("woken")
+        statement = statement.add_columns(sa.select(sa.func.count()).select_from(woken).scalar_subquery().label("notified"))
+    return statement
+
+
+# Waiting workers (`queue.listen`): a waiting session is marked with `application_name` =
+# WAITING + pool and listens on WAKE + its backend pid.
+WAITING = "conveyor-listen:"
+WAKE = "conveyor_wake_"
+_activity = sa.table(
+    "pg_stat_activity",
+    sa.column("pid", sa.Integer),
+    sa.column("datname", sa.Text),
+    sa.column("application_name", sa.Text),
+)
+
+
+@functools.cache
+def notify_waiter() -> sa.Select:
+    """notify_waiter: send a notice to one session of this database marked as waiting for a
+    pool (PostgreSQL; bind `mark`, WAITING + the pool); one row if there was one. Notices are
+    sent when the transaction commits, so the waiter's next claim sees what it committed."""
+    channel = sa.literal(WAKE) + sa.cast(_activity.c.pid, sa.Text)
+    return (
+        sa.select(sa.func.pg_notify(channel, "").label("notified"))
+        .where(
+            _activity.c.datname == sa.func.current_database(),
+            _activity.c.application_name == sa.bindparam("mark", type_=sa.Text),
+        )
+        .limit(1)
     )
-    return statement.add_columns(sa.select(sa.func.count()).select_from(before).scalar_subquery().label("ahead"))
 
 
 def with_status_event(change: sa.Update | sa.Insert) -> sa.Select:

@@ -49,11 +49,12 @@ def submit(
     }
     try:
         if conveyor.autocommit_engine is not None and not idempotency_key:
-            # Without a key a submit is one statement (PostgreSQL): autocommit, one round trip;
-            # waiting workers are then notified on the same connection.
+            # Without a key a submit is one statement (PostgreSQL): autocommit, one round trip,
+            # which also notifies a waiting worker if there is one.
             with conveyor.autocommit_engine.connect() as connection:
-                task, created = lifecycle.submit(connection, conveyor.registry, **fields)
-                _wake(conveyor, task, connection)
+                task, created = lifecycle.submit(connection, conveyor.registry, **fields, notify=conveyor.listening)
+                if not task.notified_at_submit:
+                    _wake(conveyor, task, connection)
             return task, created
         task, created = lifecycle.submit(db.session, conveyor.registry, **fields)
         db.session.commit()

@@ -1,11 +1,15 @@
 """Idle workers wait on PostgreSQL (`app.queue.listen`): a submit wakes a waiting worker with
-NOTIFY and no broker message; the mark is held only while waiting; a burst spreads over the
+NOTIFY and no broker message, sent by the submit's own statement when it commits; the mark is
+held only while waiting; a burst spreads over the
 waiting workers; a warm shutdown does not wait out the linger. PostgreSQL only."""
 
+import datetime
 import os
+import select
 import signal
 import time
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 
@@ -56,6 +60,53 @@ def test_a_submit_wakes_a_waiting_worker_without_the_broker(backend, settings, a
             assert helpers.wait_status(task_id, "succeeded", timeout=10).result == {"echo": n}
         db.session.remove()
     assert not [r for r in caplog.records if "could not wake" in r.getMessage()], "a submit tried the broker"
+
+
+class StandIn:
+    """A session that waits as a worker's does: listening on its channel, marked for the cpu
+    pool; no worker process behind it."""
+
+    def __init__(self, url: str):
+        self.connection = psycopg2.connect(sa.make_url(url).set(drivername="postgresql").render_as_string(False))
+        self.connection.autocommit = True
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"LISTEN {listen.channel(self.connection.get_backend_pid())}")
+            cursor.execute("SELECT set_config('application_name', %s, false)", (MARK,))
+
+    def notices(self, timeout: float) -> int:
+        """Wait up to `timeout` s for notices; return how many came (and drop them)."""
+        if select.select([self.connection], [], [], timeout)[0]:
+            self.connection.poll()
+        count = len(self.connection.notifies)
+        del self.connection.notifies[:]
+        return count
+
+    def sees(self, task_id) -> bool:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM tasks WHERE id = %s", (str(task_id),))
+            return cursor.fetchone() is not None
+
+
+def test_the_submit_statement_notifies_one_waiter_at_commit(backend, settings, app, account):
+    waiters = [StandIn(settings["DATABASE_URL"]), StandIn(settings["DATABASE_URL"])]
+    try:
+        task = task_service.submit("noop", {}, account_id=account.id)[0]
+        assert task.notified_at_submit, "the insert statement found no waiting session"
+        counts = [waiter.notices(timeout=5) for waiter in waiters]
+        assert sorted(counts) == [0, 1], f"one notice for one waiter, got {counts}"
+        woken = waiters[counts.index(1)]
+        assert woken.sees(task.id), "the notice came before the task was visible"
+
+        later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)
+        delayed = task_service.submit("noop", {}, account_id=account.id, run_at=later)[0]
+        assert not delayed.notified_at_submit, "a task due later must not wake a worker now"
+        assert [waiter.notices(timeout=0.5) for waiter in waiters] == [0, 0]
+    finally:
+        for waiter in waiters:
+            waiter.connection.close()
+
+    alone = task_service.submit("noop", {}, account_id=account.id)[0]
+    assert not alone.notified_at_submit, "no session waits: nothing to notify"
 
 
 def test_a_worker_is_marked_only_while_it_waits(backend, settings, app, account, processes):
