@@ -221,11 +221,14 @@ def insert_with_event(count_ahead: bool = False, notify: bool = False) -> sa.Sel
             .limit(POSITION_CAP)
             .subquery("before")
         )
-        statement = statement.add_columns(sa.select(sa.func.count()).select_from(before).scalar_subquery().label("ahead"))
+        statement = statement.add_columns(_count(before).label("ahead"))
     if notify:
-        woken = notify_waiter().subquery("woken")
-        statement = statement.add_columns(sa.select(sa.func.count()).select_from(woken).scalar_subquery().label("notified"))
+        statement = statement.add_columns(_count(notify_waiter().subquery("woken")).label("notified"))
     return statement
+
+
+def _count(rows: sa.Subquery) -> sa.ScalarSelect:
+    return sa.select(sa.func.count()).select_from(rows).scalar_subquery()
 
 
 # Waiting workers (`queue.listen`): a waiting session is marked with `application_name` =
