@@ -4,6 +4,7 @@ and retry. Each move writes its event in the same transaction. Callers commit.
 
 import contextlib
 import datetime
+import logging
 import uuid
 
 import sqlalchemy as sa
@@ -14,6 +15,8 @@ from app.models import Priority, Status
 from app.queue import errors, listen, prepared, sql
 from processors import errors as processor_errors
 from processors import registry as registry_module
+
+log = logging.getLogger("conveyor.lifecycle")
 
 
 def now() -> datetime.datetime:
@@ -63,10 +66,10 @@ def submit(
     """Validate and add a task; return it and whether it is new.
 
     A repeated idempotency key (per account) returns the task it first created, unchanged.
-    A submit that is one statement (PostgreSQL, no key) can do more in it: with `count_ahead`,
-    count the tasks ahead of the new one (`task.ahead_at_submit`); with `notify`, if the task
-    is due now, notify one worker waiting for its pool (`queue.listen`) when the statement
-    commits (`task.notified_at_submit`: whether one was waiting).
+    A submit on an autocommit connection (PostgreSQL, no key) commits at once, and can do more
+    right after, in the same round trip: with `count_ahead`, count the tasks ahead of the new
+    one (`task.ahead_at_submit`); with `notify`, if the task is due now, notify one worker
+    waiting for its pool (`queue.listen`; `task.notified_at_submit`: whether one was waiting).
     Raises UnknownTaskType, processors.errors.InvalidParams or ValueError (priority).
     """
     if type not in registry:
@@ -100,13 +103,12 @@ def submit(
     event = {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}
     values = {name: getattr(task, name) for name in sql.SUBMITTED}
     if not idempotency_key and _is_postgres(session):  # the row and its event in one statement
+        values.update(event_data=event, event_at=at)
         notify = notify and task.run_at <= at
-        name = "conveyor_submit" + ("_counting" if count_ahead else "") + ("_notifying" if notify else "")
-        statement = sql.insert_with_event(count_ahead, notify)
-        values.update(event_data=event, event_at=at, mark=listen.mark(task.pool))
-        row = prepared.execute(session, name, statement, values).one()
-        task.ahead_at_submit = row.ahead if count_ahead else None
-        task.notified_at_submit = bool(row.notified) if notify else False
+        if (count_ahead or notify) and _is_autocommit(session):
+            _submit_committed(session, task, values, count_ahead, notify)
+        else:
+            prepared.execute(session, "conveyor_submit", sql.insert_with_event(), values)
         return task, True
     try:
         # A savepoint only when a key could collide: the conflict must not undo the caller's work.
@@ -120,6 +122,32 @@ def submit(
         return existing, False
     add_event(session, task.id, 0, "status", event, at)
     return task, True
+
+
+def _submit_committed(
+    connection: sa.Connection, task: models.Task, values: dict, count_ahead: bool, notify: bool
+) -> None:
+    """Insert and commit the task, then count the tasks ahead and notify a waiting worker, in
+    one round trip (`prepared.execute_committed`); set `ahead_at_submit` and
+    `notified_at_submit`. If the insert committed but what follows failed, the task stands:
+    both stay unset and the caller wakes the pool its own way."""
+    insert = ("conveyor_submit", sql.insert_with_event())
+    name = "conveyor_after_submit" + "_counting" * count_ahead + "_notifying" * notify
+    after = (name, sql.after_submit(count_ahead, notify))
+    values["mark"] = listen.mark(task.pool)
+    try:
+        row = prepared.execute_committed(connection, insert, after, values)
+    except sa.exc.DBAPIError:
+        if connection.execute(sa.select(sa.literal(1)).where(sql.tasks.c.id == task.id)).first() is None:
+            raise  # the insert failed: nothing was written
+        log.warning("task %s was committed, but counting or notifying after it failed", task.id, exc_info=True)
+        return
+    task.ahead_at_submit = row.ahead if count_ahead else None
+    task.notified_at_submit = bool(row.notified) if notify else False
+
+
+def _is_autocommit(session) -> bool:
+    return isinstance(session, sa.Connection) and bool(session.connection.dbapi_connection.autocommit)
 
 
 def _by_key(session: orm.Session, account_id: uuid.UUID, key: str) -> models.Task | None:

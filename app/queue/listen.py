@@ -3,25 +3,21 @@
 A worker process that has drained its pool stays for `CONVEYOR_LINGER_SECONDS`, its claim
 connection `LISTEN`ing on a channel of its own (`conveyor_wake_<backend pid>`). While it waits
 it marks that session (`application_name` = `conveyor-listen:<pool>`, visible in
-`pg_stat_activity`). A submit's insert statement also sends `NOTIFY` to one marked session of
-the pool (`sql.notify_waiter`), delivered when it commits. Only if it found none does the
-submit, after its commit, look once more (`notify`) and then publish a Celery wake-up. A busy
-pool's submits publish as before; an idle pool's cost no extra round trip and no broker
-message, and its worker no Celery delivery.
+`pg_stat_activity`). Right after its commit, in the same round trip, a submit runs one
+statement that sends `NOTIFY` to one marked session of the pool (`sql.notify_waiter`), and
+publishes a Celery wake-up only when there is none. A busy pool's submits publish as before; an
+idle pool's cost no broker message, and its worker no Celery delivery.
 
 Why no task is left behind:
-- a waiter marks itself, then claims, then waits: a task committed before that claim's
-  snapshot is found by it; one committed later is notified, since its submit looks for marks
-  after the mark was set;
+- a waiter marks itself, then claims, then waits: a task committed before the mark was visible
+  is found by that claim; one committed after it is notified;
 - the claim that takes a task clears the mark in the same statement (`sql.claim_with_event`
-  with `rename`); a submit that found no mark in its insert looks again after its commit, so a
-  waiter it did not see either claims after that commit or was never waiting, and the submit
-  publishes instead;
+  with `rename`); a submit checks for marks after its own commit, so a waiter it did not see
+  either claims after that commit or was never waiting, and the submit publishes instead;
 - a notified waiter takes the best task, not necessarily the notified one. When its claim saw
   more work waiting, it wakes another waiter (or publishes) before it runs its task, so a
-  burst spreads over the idle workers. A task whose notice went to a waiter that was taking
-  another task at that moment may wait for the next sweep (`CONVEYOR_SWEEP_SECONDS`) or
-  another waiter's claim (every POLL_SECONDS) if that task runs long.
+  burst spreads over the idle workers. A task committed during that claim itself may wait for
+  the next sweep (`CONVEYOR_SWEEP_SECONDS`) if the claimed task runs long.
 
 A dead worker's mark goes with its session. Set `CONVEYOR_LINGER_SECONDS=0` behind a pooler
 in transaction mode (PgBouncer), where `LISTEN` does not hold.

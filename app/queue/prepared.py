@@ -14,6 +14,7 @@ import functools
 import re
 
 import sqlalchemy as sa
+from psycopg2 import extensions
 from sqlalchemy.dialects import postgresql
 
 # The execution option that lets a connection's hot statements run prepared.
@@ -59,12 +60,16 @@ class Prepared:
         """Run the statement on `connection` with `params`, preparing it there first if needed.
         `before`: a statement sent ahead of it in the same round trip (its result is dropped;
         its `:name` parameters come from `params` too)."""
+        self.prepare(connection)
+        return connection.execute(self._after(before) if before else self.execute_sql, params)
+
+    def prepare(self, connection: sa.Connection) -> None:
+        """Prepare the statement on `connection` unless it was already."""
         prepared = connection.info.setdefault("conveyor_prepared", set())
         if self.name not in prepared:
             with connection.connection.dbapi_connection.cursor() as cursor:
                 cursor.execute(self.prepare_sql)
             prepared.add(self.name)
-        return connection.execute(self._after(before) if before else self.execute_sql, params)
 
     def _after(self, before: str) -> sa.TextClause:
         # One query string, two statements: psycopg2 returns the last one's rows.
@@ -98,3 +103,36 @@ def execute(session, name: str, statement: sa.Executable, params: dict, before: 
     if before:
         session.execute(sa.text(before), params)
     return session.execute(statement, params)
+
+
+def execute_committed(connection: sa.Connection, first: tuple, then: tuple, params: dict) -> sa.Row | None:
+    """Run statement `first` and commit it, then `then` in a transaction of its own, on an
+    autocommit connection; return `then`'s first row (`first`'s rows are dropped). Each is a
+    `(name, Core statement)` pair as for `execute`; both take their parameters from `params`.
+    Prepared (the `OPTION`), they go in one round trip: `BEGIN; EXECUTE first; COMMIT; EXECUTE
+    then`. On an error the connection is rolled back (nothing to undo if `first` committed) and
+    the error raised: whether `first` committed is then the caller's to find out."""
+    if not connection.get_execution_options().get(OPTION):
+        connection.execute(first[1], params)
+        return connection.execute(then[1], params).first()
+    before, after = of(*first), of(*then)
+    before.prepare(connection)
+    after.prepare(connection)
+    try:
+        return connection.execute(_committed(before, after), params).first()
+    except sa.exc.DBAPIError:
+        raw = connection.connection.dbapi_connection
+        if raw is not None and not raw.closed and raw.get_transaction_status() != extensions.TRANSACTION_STATUS_IDLE:
+            with raw.cursor() as cursor:
+                cursor.execute("ROLLBACK")
+        raise
+
+
+@functools.cache
+def _committed(first: Prepared, then: Prepared) -> sa.TextClause:
+    binds = {bind.key: bind for bind in [*first.binds, *then.binds]}
+    return (
+        sa.text(f"BEGIN; {first.call_sql}; COMMIT; {then.call_sql}")
+        .bindparams(*binds.values())
+        .columns(*then.execute_sql.selected_columns)
+    )

@@ -203,14 +203,20 @@ POSITION_CAP = 100
 
 
 @functools.cache
-def insert_with_event(count_ahead: bool = False, notify: bool = False) -> sa.Select:
+def insert_with_event() -> sa.Select:
     """insert_with_event: `insert_task` and its `queued` event in one statement (PostgreSQL);
-    bind `event_data` and `event_at` too. With `count_ahead` it also returns `ahead`: how many
-    queued tasks of the pool come before the new one (at most POSITION_CAP), counted in the
-    statement's snapshot, which does not hold the new row. With `notify` it also runs
-    `notify_waiter` (bind `mark`) and returns `notified`, 1 if it found a waiting session, which
-    gets its notice when the statement commits."""
-    statement = with_status_event(insert_task())
+    bind `event_data` and `event_at` too."""
+    return with_status_event(insert_task())
+
+
+@functools.cache
+def after_submit(count_ahead: bool, notify: bool) -> sa.Select:
+    """after_submit: what a submit does right after its commit, in a transaction of its own
+    (PostgreSQL). With `count_ahead` it returns `ahead`: how many queued tasks of the pool come
+    before the new one (at most POSITION_CAP); bind `pool`, `priority`, `run_at`, `created_at`.
+    With `notify` it runs `notify_waiter` (bind `mark`) and returns `notified`, 1 if it found a
+    waiting session, which gets its notice when this commits."""
+    columns = []
     if count_ahead:
         t = tasks.alias("ahead_of")
         key = sa.tuple_(t.c.priority, t.c.run_at, t.c.created_at)
@@ -221,10 +227,10 @@ def insert_with_event(count_ahead: bool = False, notify: bool = False) -> sa.Sel
             .limit(POSITION_CAP)
             .subquery("before")
         )
-        statement = statement.add_columns(_count(before).label("ahead"))
+        columns.append(_count(before).label("ahead"))
     if notify:
-        statement = statement.add_columns(_count(notify_waiter().subquery("woken")).label("notified"))
-    return statement
+        columns.append(_count(notify_waiter().subquery("woken")).label("notified"))
+    return sa.select(*columns)
 
 
 def _count(rows: sa.Subquery) -> sa.ScalarSelect:

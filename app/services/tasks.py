@@ -49,8 +49,8 @@ def submit(
     }
     try:
         if conveyor.autocommit_engine is not None and not idempotency_key:
-            # Without a key a submit is one statement (PostgreSQL): autocommit, one round trip,
-            # which also notifies a waiting worker if there is one.
+            # Without a key a submit is one statement (PostgreSQL) that commits at once; in the
+            # same round trip, after the commit, it notifies a waiting worker if there is one.
             with conveyor.autocommit_engine.connect() as connection:
                 task, created = lifecycle.submit(connection, conveyor.registry, **fields, notify=conveyor.listening)
                 if not task.notified_at_submit:

@@ -1,9 +1,13 @@
 """The hot statements run prepared on PostgreSQL: the claim's plan still reads the partial
-index of queued tasks, a connection the server dropped is replaced and prepares again, and
+index of queued tasks, a connection the server dropped is replaced and prepares again, a
+submit whose insert fails leaves nothing written and no transaction open, and
 `CONVEYOR_PREPARED_STATEMENTS=0` prepares nothing. (PostgreSQL only: not marked embedded.)"""
+
+import uuid
 
 import pytest
 import sqlalchemy as sa
+from psycopg2 import extensions
 
 from app import runtime
 from app.queue import lifecycle, prepared, sql
@@ -47,6 +51,26 @@ def test_a_dropped_connection_is_replaced_and_prepares_again(backend, app, accou
     assert runner.run_next("cpu") == "succeeded"
     assert {helpers.task(first).status, helpers.task(second).status} == {"succeeded"}
     assert "conveyor_claim_cpu" in _prepared_names(runner._hot)
+
+
+def test_a_failed_submit_round_trip_writes_nothing_and_leaves_the_connection_usable(backend, app, account):
+    # The submit commits its insert, then counts and notifies, in one query string with an
+    # explicit BEGIN and COMMIT. An insert that fails (here: no such account) must leave no
+    # row and no open transaction behind on the pooled connection.
+    conveyor = runtime.current()
+    with conveyor.autocommit_engine.connect() as connection:
+        with pytest.raises(sa.exc.IntegrityError):
+            lifecycle.submit(
+                connection, conveyor.registry, type="noop", params={}, account_id=uuid.uuid4(), count_ahead=True
+            )
+        assert connection.connection.dbapi_connection.get_transaction_status() == extensions.TRANSACTION_STATUS_IDLE
+        task, created = lifecycle.submit(
+            connection, conveyor.registry, type="noop", params={}, account_id=account.id, count_ahead=True
+        )
+        assert created and task.ahead_at_submit == 0
+    with conveyor.engine.connect() as other:
+        assert other.execute(sa.text("SELECT count(*) FROM tasks")).scalar_one() == 1
+        assert other.execute(sa.text("SELECT count(*) FROM task_events")).scalar_one() == 1
 
 
 def test_prepared_statements_can_be_turned_off(backend, settings, account):
