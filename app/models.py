@@ -136,9 +136,10 @@ class Task(Base):
     __tablename__ = "tasks"
 
     # Not columns: what a new task's submit found out in its statement (`lifecycle.submit`): the
-    # tasks ahead of it, if it counted them, and whether it notified a waiting worker.
+    # tasks ahead of it, if it counted them, and whether it notified a waiting worker (None: it
+    # did not look for one).
     ahead_at_submit = None
-    notified_at_submit = False
+    notified_at_submit = None
 
     id: orm.Mapped[uuid.UUID] = orm.mapped_column(primary_key=True, default=uuid.uuid4)
     type: orm.Mapped[str] = orm.mapped_column(sa.String(64))

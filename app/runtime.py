@@ -100,15 +100,16 @@ class Runtime:
             return False
         return True
 
-    def nudge_after_commit(self, pool: str, connection: sa.Connection | None = None) -> bool:
+    def nudge_after_commit(self, pool: str, connection: sa.Connection | None = None, notify: bool = True) -> bool:
         """Make sure a worker looks at `pool` soon, for tasks already committed. On PostgreSQL,
-        notify the pool's workers that wait listening (`queue.listen`), on `connection` (an
-        autocommit one) if given. If none waits, publish a wake-up unless
-        `CONVEYOR_WAKE_AHEAD` of them already wait on the broker: a worker that takes one runs
-        tasks until the pool is empty (`Runner.drain`), so the waiting ones cover this task
-        too. A broker failure is logged, not raised, as in `wake_after_commit`."""
+        notify one of the pool's workers that wait listening (`queue.listen`), on `connection`
+        (an autocommit one) if given; `notify` False skips this (the caller just looked, after
+        the same commit). If none waits, publish a wake-up unless `CONVEYOR_WAKE_AHEAD` of them
+        already wait on the broker: a worker that takes one runs tasks until the pool is empty
+        (`Runner.drain`), so the waiting ones cover this task too. A broker failure is logged,
+        not raised, as in `wake_after_commit`."""
         try:
-            if self.listening and self._notify(pool, connection):
+            if notify and self.listening and self._notify(pool, connection):
                 return True
             if self.backlog(pool) >= self.settings["CONVEYOR_WAKE_AHEAD"]:
                 return True

@@ -69,7 +69,8 @@ def submit(
     A submit on an autocommit connection (PostgreSQL, no key) commits at once, and can do more
     right after, in the same round trip: with `count_ahead`, count the tasks ahead of the new
     one (`task.ahead_at_submit`); with `notify`, if the task is due now, notify one worker
-    waiting for its pool (`queue.listen`; `task.notified_at_submit`: whether one was waiting).
+    waiting for its pool (`queue.listen`; `task.notified_at_submit`: whether one was waiting,
+    None if it did not look).
     Raises UnknownTaskType, processors.errors.InvalidParams or ValueError (priority).
     """
     if type not in registry:
@@ -143,7 +144,7 @@ def _submit_committed(
         log.warning("task %s was committed, but counting or notifying after it failed", task.id, exc_info=True)
         return
     task.ahead_at_submit = row.ahead if count_ahead else None
-    task.notified_at_submit = bool(row.notified) if notify else False
+    task.notified_at_submit = bool(row.notified) if notify else None
 
 
 def _is_autocommit(session) -> bool:

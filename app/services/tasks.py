@@ -53,8 +53,8 @@ def submit(
             # same round trip, after the commit, it notifies a waiting worker if there is one.
             with conveyor.autocommit_engine.connect() as connection:
                 task, created = lifecycle.submit(connection, conveyor.registry, **fields, notify=conveyor.listening)
-                if not task.notified_at_submit:
-                    _wake(conveyor, task, connection)
+                if not task.notified_at_submit:  # None: it did not look; False: no one waits
+                    _wake(conveyor, task, connection, look=task.notified_at_submit is None)
             return task, created
         task, created = lifecycle.submit(db.session, conveyor.registry, **fields)
         db.session.commit()
@@ -72,13 +72,14 @@ def submit(
     return task, created
 
 
-def _wake(conveyor, task: models.Task, connection=None) -> None:
-    """After the commit of a new task: a worker looks at its pool now, or when `run_at` comes."""
+def _wake(conveyor, task: models.Task, connection=None, look: bool = True) -> None:
+    """After the commit of a new task: a worker looks at its pool now, or when `run_at` comes.
+    `look`: first look for a waiting worker to notify (False: the submit just did)."""
     delay = (task.run_at - lifecycle.now()).total_seconds()
     if delay > 0:
         conveyor.wake_after_commit(task.pool, 1, delay)
     else:
-        conveyor.nudge_after_commit(task.pool, connection)
+        conveyor.nudge_after_commit(task.pool, connection, notify=look)
 
 
 def _check_uploads(registry, type: str, params: dict | None, account_id: uuid.UUID) -> None:

@@ -1,7 +1,7 @@
 """Idle workers wait on PostgreSQL (`app.queue.listen`): a submit wakes a waiting worker with
-NOTIFY and no broker message, sent by the submit's own statement when it commits; the mark is
-held only while waiting; a burst spreads over the
-waiting workers; a warm shutdown does not wait out the linger. PostgreSQL only."""
+NOTIFY and no broker message, sent right after the submit's commit in the same round trip; the
+mark is held only while waiting; a burst spreads over the waiting workers; a warm shutdown does
+not wait out the linger. PostgreSQL only."""
 
 import datetime
 import os
@@ -87,11 +87,11 @@ class StandIn:
             return cursor.fetchone() is not None
 
 
-def test_the_submit_statement_notifies_one_waiter_at_commit(backend, settings, app, account):
+def test_a_submit_notifies_one_waiter_after_its_commit(backend, settings, app, account):
     waiters = [StandIn(settings["DATABASE_URL"]), StandIn(settings["DATABASE_URL"])]
     try:
         task = task_service.submit("noop", {}, account_id=account.id)[0]
-        assert task.notified_at_submit, "the insert statement found no waiting session"
+        assert task.notified_at_submit is True, "the submit found no waiting session"
         counts = [waiter.notices(timeout=5) for waiter in waiters]
         assert sorted(counts) == [0, 1], f"one notice for one waiter, got {counts}"
         woken = waiters[counts.index(1)]
@@ -99,14 +99,14 @@ def test_the_submit_statement_notifies_one_waiter_at_commit(backend, settings, a
 
         later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)
         delayed = task_service.submit("noop", {}, account_id=account.id, run_at=later)[0]
-        assert not delayed.notified_at_submit, "a task due later must not wake a worker now"
+        assert delayed.notified_at_submit is None, "a task due later must not wake a worker now"
         assert [waiter.notices(timeout=0.5) for waiter in waiters] == [0, 0]
     finally:
         for waiter in waiters:
             waiter.connection.close()
 
     alone = task_service.submit("noop", {}, account_id=account.id)[0]
-    assert not alone.notified_at_submit, "no session waits: nothing to notify"
+    assert alone.notified_at_submit is False, "no session waits: it looked and found none"
 
 
 def test_a_worker_is_marked_only_while_it_waits(backend, settings, app, account, processes):
