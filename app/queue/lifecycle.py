@@ -104,7 +104,7 @@ def submit(
     event = {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}
     values = {name: getattr(task, name) for name in sql.SUBMITTED}
     if not idempotency_key and _is_postgres(session):  # the row and its event in one statement
-        values.update(event_data=event, event_at=at)
+        values["event_data"] = event
         notify = notify and task.run_at <= at
         if (count_ahead or notify) and _is_autocommit(session):
             _submit_committed(session, task, values, count_ahead, notify)

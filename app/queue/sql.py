@@ -168,12 +168,12 @@ def finish_with_event() -> sa.Select:
     return with_status_event(finish())
 
 
-# The columns a submit sets; the others start NULL.
+# The columns a submit binds; a new task also starts queued, at attempt 0 and progress 0, last
+# updated when created. The others start NULL.
 SUBMITTED = (
     "id",
     "type",
     "pool",
-    "status",
     "priority",
     "params",
     "max_attempts",
@@ -183,17 +183,15 @@ SUBMITTED = (
     "parent_id",
     "idempotency_key",
     "created_at",
-    "updated_at",
-    "attempt",
-    "progress",
 )
 
 
 @functools.cache
 def insert_task() -> sa.Insert:
     """insert_task: add a new task; the idempotency index refuses a repeated key per account.
-    Bind the task's columns by name."""
+    Bind SUBMITTED by name."""
     row = {name: sa.bindparam(name, type_=tasks.c[name].type) for name in SUBMITTED}
+    row.update(status=Status.QUEUED, attempt=0, progress=0.0, updated_at=row["created_at"])
     return sa.insert(tasks).values(row).returning(tasks.c.id, tasks.c.attempt)
 
 
@@ -204,9 +202,9 @@ POSITION_CAP = 100
 
 @functools.cache
 def insert_with_event() -> sa.Select:
-    """insert_with_event: `insert_task` and its `queued` event in one statement (PostgreSQL);
-    bind `event_data` and `event_at` too."""
-    return with_status_event(insert_task())
+    """insert_with_event: `insert_task` and its `queued` event, made at `created_at`, in one
+    statement (PostgreSQL); bind `event_data` too."""
+    return with_status_event(insert_task(), at=sa.bindparam("created_at", type_=tasks.c.created_at.type))
 
 
 @functools.cache
@@ -265,10 +263,10 @@ def notify_waiter() -> sa.Select:
     )
 
 
-def with_status_event(change: sa.Update | sa.Insert) -> sa.Select:
+def with_status_event(change: sa.Update | sa.Insert, at: sa.BindParameter | None = None) -> sa.Select:
     """with_status_event: apply a change that returns `id, attempt`, and append a status event
     for the row it changed, in one statement (PostgreSQL); no row changed, no event. Bind
-    `event_data` (the event's JSON) and `event_at`."""
+    `event_data` (the event's JSON) and `event_at` (or the parameter `at`)."""
     changed = change.cte("changed")
     event = (
         sa.insert(events)
@@ -279,7 +277,7 @@ def with_status_event(change: sa.Update | sa.Insert) -> sa.Select:
                 changed.c.attempt,
                 sa.literal("status"),
                 sa.bindparam("event_data", type_=models.JSONType),
-                sa.bindparam("event_at", type_=models.UTCDateTime()),
+                sa.bindparam("event_at", type_=models.UTCDateTime()) if at is None else at,
             ),
         )
         .cte("event")
