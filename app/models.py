@@ -135,9 +135,9 @@ class Upload(Base):
 class Task(Base):
     __tablename__ = "tasks"
 
-    # Not columns: what a new task's submit found out in its statement (`lifecycle.submit`): the
-    # tasks ahead of it, if it counted them, and whether it notified a waiting worker (None: it
-    # did not look for one).
+    # Not columns: what a new task's submit found out right after its commit (`lifecycle.submit`):
+    # the tasks ahead of it, if it counted them, and whether it notified a waiting worker (None:
+    # it did not look for one).
     ahead_at_submit = None
     notified_at_submit = None
 
