@@ -171,7 +171,7 @@ def position(task: models.Task) -> int | None:
     """Return a waiting task's place in its pool (1 = next), None once it has started. At most
     POSITION_CAP tasks ahead are counted (a range scan of the claim index), so POSITION_CAP + 1
     means "at least that far back". A task just submitted with `count_ahead` was counted by its
-    submit statement."""
+    submit, right after the commit."""
     if task.status != models.Status.QUEUED:
         return None
     if task.ahead_at_submit is not None:
