@@ -208,7 +208,7 @@ def phase(
     at `rate` requests/s (staggered); return the merged figures."""
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(clients), context.Queue()
-    shares = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
+    shares = split(total, clients)
     interval = clients / rate if rate else 0.0
     processes = [
         context.Process(
@@ -274,15 +274,25 @@ def requests_for(key: str) -> dict[str, tuple]:
     }
 
 
+def split(total: int, parts: int) -> list[int]:
+    """`total` in `parts` shares that differ by at most one."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def turns(number: int) -> tuple[str, ...]:
+    """The servers' order in round `number`: alternating (ABBA), so a burst of other work on
+    the machine lands on both."""
+    return SERVERS if number % 2 == 0 else SERVERS[::-1]
+
+
 def measure(servers: dict, requests: dict, database, args: argparse.Namespace) -> dict[str, list[dict]]:
     """Warm both servers up, then run the measured rounds, alternating the order (ABBA)."""
     for name in SERVERS:
         checked(name, phase(servers[name].port, requests[name], args.clients, args.warmup))
     print(f"warm-up done ({args.warmup} requests per server), {throughput.load_average()}", flush=True)
     phases: dict[str, list[dict]] = {name: [] for name in SERVERS}
-    sizes = [args.requests // args.rounds + (1 if i < args.requests % args.rounds else 0) for i in range(args.rounds)]
-    for number, size in enumerate(sizes):
-        for name in SERVERS if number % 2 == 0 else SERVERS[::-1]:
+    for number, size in enumerate(split(args.requests, args.rounds)):
+        for name in turns(number):
             before = usage(servers[name], database)
             figures = checked(name, phase(servers[name].port, requests[name], args.clients, size))
             figures.update({k: v - before[k] for k, v in usage(servers[name], database).items()})
@@ -300,9 +310,8 @@ def measure_paced(servers: dict, requests: dict, rate: float, args: argparse.Nam
     """Both servers at the same fixed rate from the same clients, latency below saturation; in
     rounds that alternate between them as the closed loop's do."""
     rounds: dict[str, list[dict]] = {name: [] for name in SERVERS}
-    sizes = [args.paced // args.rounds + (1 if i < args.paced % args.rounds else 0) for i in range(args.rounds)]
-    for number, size in enumerate(sizes):
-        for name in SERVERS[::-1] if number % 2 == 0 else SERVERS:
+    for number, size in enumerate(split(args.paced, args.rounds)):
+        for name in turns(number):
             figures = checked(name, phase(servers[name].port, requests[name], args.clients, size, rate=rate))
             rounds[name].append(figures)
             summary = summarize([figures])

@@ -29,7 +29,17 @@ COMPOSE = ROOT / "docker-compose.yml"
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 # What the image needs at run time besides what setup.cfg reads: the CLI script, the Celery
 # settings module (top level, outside the packages), the packages and the migrations.
-RUNTIME_FILES = {"manage.py", "celeryconfig.py", "app", "processors", "migrations", "setup.cfg", "pyproject.toml"}
+# gunicorn.conf.py: gunicorn reads it from the working directory (the GC freeze of each worker).
+RUNTIME_FILES = {
+    "manage.py",
+    "celeryconfig.py",
+    "gunicorn.conf.py",
+    "app",
+    "processors",
+    "migrations",
+    "setup.cfg",
+    "pyproject.toml",
+}
 
 
 # --- reading the files -----------------------------------------------------------------------
