@@ -286,41 +286,37 @@ def turns(number: int) -> tuple[str, ...]:
 
 
 def measure(servers: dict, requests: dict, database, args: argparse.Namespace) -> dict[str, list[dict]]:
-    """Warm both servers up, then run the measured rounds, alternating the order (ABBA)."""
+    """Warm both servers up, then run the measured closed-loop rounds."""
     for name in SERVERS:
         checked(name, phase(servers[name].port, requests[name], args.clients, args.warmup))
     print(f"warm-up done ({args.warmup} requests per server), {throughput.load_average()}", flush=True)
-    phases: dict[str, list[dict]] = {name: [] for name in SERVERS}
-    for number, size in enumerate(split(args.requests, args.rounds)):
+    return rounds(servers, requests, database, args, args.requests)
+
+
+def measure_paced(servers: dict, requests: dict, database, rate: float, args: argparse.Namespace) -> dict[str, dict]:
+    """Both servers at the same fixed rate from the same clients: latency below saturation."""
+    paced = rounds(servers, requests, database, args, args.paced, rate)
+    return {name: _joined(figures) for name, figures in paced.items()}
+
+
+def rounds(servers: dict, requests: dict, database, args, total: int, rate: float = 0.0) -> dict[str, list[dict]]:
+    """`total` requests per server in `args.rounds` rounds that alternate between the servers
+    (`turns`), closed-loop or at `rate`; return each server's rounds with its usage in them."""
+    measured: dict[str, list[dict]] = {name: [] for name in SERVERS}
+    for number, size in enumerate(split(total, args.rounds)):
         for name in turns(number):
             before = usage(servers[name], database)
-            figures = checked(name, phase(servers[name].port, requests[name], args.clients, size))
-            figures.update({k: v - before[k] for k, v in usage(servers[name], database).items()})
-            phases[name].append(figures)
-            summary = summarize([figures])
-            print(
-                f"  round {number + 1}/{args.rounds} {name:<9} {size:>6} requests {summary['rate']:8.1f} req/s  "
-                f"p50 {summary['p50']:6.2f} ms  p99 {summary['p99']:6.2f} ms",
-                flush=True,
-            )
-    return phases
-
-
-def measure_paced(servers: dict, requests: dict, rate: float, args: argparse.Namespace) -> dict[str, dict]:
-    """Both servers at the same fixed rate from the same clients, latency below saturation; in
-    rounds that alternate between them as the closed loop's do."""
-    rounds: dict[str, list[dict]] = {name: [] for name in SERVERS}
-    for number, size in enumerate(split(args.paced, args.rounds)):
-        for name in turns(number):
             figures = checked(name, phase(servers[name].port, requests[name], args.clients, size, rate=rate))
-            rounds[name].append(figures)
+            figures.update({k: v - before[k] for k, v in usage(servers[name], database).items()})
+            measured[name].append(figures)
             summary = summarize([figures])
+            load = f"at {rate:6.1f} req/s" if rate else f"{summary['rate']:8.1f} req/s"
             print(
-                f"  fixed rate {number + 1}/{args.rounds} {name:<9} {size:>6} requests at {rate:6.1f} req/s  "
-                f"p50 {summary['p50']:6.2f} ms  p99 {summary['p99']:6.2f} ms",
+                f"  {'fixed rate' if rate else 'round'} {number + 1}/{args.rounds} {name:<9} {size:>6} requests "
+                f"{load}  p50 {summary['p50']:6.2f} ms  p99 {summary['p99']:6.2f} ms",
                 flush=True,
             )
-    return {name: _joined(figures) for name, figures in rounds.items()}
+    return measured
 
 
 def _joined(rounds: list[dict]) -> dict:
@@ -548,7 +544,7 @@ def main() -> int:
         try:
             phases = measure(servers, requests_for(key), database, args)
             rate = PACED_FRACTION * summarize(phases["minimal"])["rate"]
-            paced = measure_paced(servers, requests_for(key), rate, args)
+            paced = measure_paced(servers, requests_for(key), database, rate, args)
         except Exception:
             print(log_tails(servers), file=sys.stderr)
             raise
