@@ -41,7 +41,7 @@ def encode(
     Raises `Cancelled` once `ctx` is cancelled, `FfmpegError` when ffmpeg fails.
     """
     ctx.check()
-    child = _start(_command(size, fps, narration, out, cues).args())
+    child = process.start(_command(size, fps, narration, out, cues).args(), stdin=subprocess.PIPE)
     tail: collections.deque[str] = collections.deque(maxlen=ffmpeg.STDERR_LINES)
     reader = threading.Thread(target=_read_stderr, args=(child, tail), name="ffmpeg-stderr", daemon=True)
     reader.start()
@@ -67,15 +67,6 @@ def _command(size, fps: float, narration, out, cues) -> ffmpeg.Command:
     command = ffmpeg.Command().input("pipe:0", f="rawvideo", pix_fmt="rgb24", s=f"{size[0]}x{size[1]}", r=fps)
     command.input(narration)
     return command.output(out, map=["0:v:0", "1:a:0"], vf=filters, **VIDEO, **AUDIO, movflags="+faststart")
-
-
-def _start(argv: list[str]) -> subprocess.Popen:
-    try:
-        return subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
-    except FileNotFoundError as exc:
-        raise errors.PermanentError("ffmpeg is not installed") from exc
 
 
 def _feed(child: subprocess.Popen, frames: Iterable[bytes], count: int, fps: float, ctx, on_frame) -> None:

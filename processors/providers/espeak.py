@@ -118,7 +118,7 @@ def _check(text: str, voice: str, rate_wpm: int, pitch: int) -> None:
 def _run(argv: list[str], ctx: base.Context | None) -> None:
     if ctx is not None:
         ctx.check()
-    child = _start(argv)
+    child = process.start(argv)
     try:
         if ctx is not None:
             ctx.track(child)
@@ -135,19 +135,6 @@ def _run(argv: list[str], ctx: base.Context | None) -> None:
             child.stderr.close()
     if child.returncode != 0:
         raise errors.PermanentError(f"espeak-ng failed (exit {child.returncode}): {stderr or 'no message'}")
-
-
-def _start(argv: list[str]) -> subprocess.Popen:
-    try:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:
-        raise errors.PermanentError(f"{PROGRAM} is not installed") from exc
 
 
 def _wait(child: subprocess.Popen, ctx: base.Context | None) -> None:

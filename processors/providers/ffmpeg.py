@@ -108,7 +108,7 @@ def run(
     Raises `Cancelled` once `ctx` is cancelled, `FfmpegError` on a non-zero exit.
     """
     ctx.check()
-    child = _start(command.args(progress=True))
+    child = process.start(command.args(progress=True), stdout=subprocess.PIPE)
     pipes = _Pipes(child)
     progress = _Progress(duration, on_progress)
     try:
@@ -275,19 +275,6 @@ def _escape(text: str, special: str) -> str:
 
 
 # Running
-
-
-def _start(argv: list[str]) -> subprocess.Popen:
-    try:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:
-        raise errors.PermanentError("ffmpeg is not installed") from exc
 
 
 def _follow(child: subprocess.Popen, ctx: base.Context, pipes: _Pipes, progress: _Progress, timeout) -> None:

@@ -1,19 +1,56 @@
-"""Child processes of a provider (ffmpeg, espeak-ng): stopping a whole process group and
-telling whether one still has members.
+"""Child processes of a provider (ffmpeg, espeak-ng): starting one, stopping a whole process
+group and telling whether one still has members.
 
-Providers start their programs with `start_new_session=True`, so each child leads a process
-group of its own and everything it spawned can be stopped together.
+`start` gives each child a process group of its own, so everything it spawned can be stopped
+together, and on Linux asks the kernel to SIGKILL it if the thread that started it dies: a
+worker killed with SIGKILL (the OOM killer, a hard time limit, `kill -9`) runs no cleanup, and
+ffmpeg would otherwise go on encoding for minutes with no one to read its output.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pathlib
 import signal
 import subprocess
+import sys
 import time
 
+from processors import errors
+
 REAP_WAIT = 2.0  # seconds to let killed group members finish dying
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def start(
+    argv: list[str], *, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+) -> subprocess.Popen:
+    """Start `argv` in a process group of its own that dies with its starter (see above).
+    A missing program is a `PermanentError` naming it."""
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            preexec_fn=_dies_with(os.getpid()) if _LIBC is not None else None,
+        )
+    except FileNotFoundError as exc:
+        raise errors.PermanentError(f"{argv[0]} is not installed") from exc
+
+
+def _dies_with(parent: int):
+    """The child's last step before exec: SIGKILL when the starting thread ends, and exit at
+    once if the parent is already gone (it died between fork and this call)."""
+
+    def set_death_signal() -> None:
+        if _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
+            os._exit(127)
+
+    return set_death_signal
 
 
 def kill_group(process: subprocess.Popen, grace: float = 1.0) -> None:

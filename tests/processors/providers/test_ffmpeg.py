@@ -6,6 +6,7 @@ import os
 import pathlib
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -167,6 +168,61 @@ def test_a_soft_timeout_signal_kills_ffmpeg_before_propagating(ctx, tmp_path):
     watcher.join()
     _assert_gone(watcher.seen[0])
     assert ctx.tracked() == []
+
+
+_WORKER = """
+import pathlib, sys
+from processors import base
+from processors.providers import ffmpeg
+
+out = pathlib.Path(sys.argv[1])
+ctx = base.Context(task_id="t", attempt=1, workdir=out.parent / "w")
+command = ffmpeg.Command().input("testsrc2=size=320x240:rate=25", f="lavfi", t=60, re=True)
+command.output(out, vcodec="libx264", preset="ultrafast", pix_fmt="yuv420p")
+ffmpeg.run(command, ctx, duration=60, on_progress=lambda fraction: print("encoding", flush=True))
+"""
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie waits for init to reap it: it runs no more
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/task").exists(), reason="Linux only")
+def test_ffmpeg_dies_with_a_worker_killed_by_sigkill(tmp_path):
+    """A worker killed with SIGKILL runs no cleanup; ffmpeg must not go on encoding without it."""
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, str(tmp_path / "out.mp4")],
+        cwd=pathlib.Path(__file__).parents[3],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    encoder = None
+    try:
+        assert worker.stdout.readline() == "encoding\n"  # ffmpeg is running and reporting
+        (encoder,) = _children(worker.pid)
+        assert _alive(encoder)
+
+        worker.kill()
+        worker.wait(10)
+
+        deadline = time.monotonic() + 5
+        while _alive(encoder) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(encoder), "ffmpeg outlived the worker that started it"
+    finally:
+        worker.kill()
+        worker.wait(10)
+        worker.stdout.close()
+        if encoder is not None and _alive(encoder):
+            os.kill(encoder, signal.SIGKILL)
 
 
 def test_a_bad_input_fails_permanently_with_ffmpegs_error_line(ctx, tmp_path):
