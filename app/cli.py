@@ -3,6 +3,7 @@ list, show, cancel and retry tasks; stop, start and clean up the queue; list and
 processors. `db upgrade` comes from Flask-Migrate.
 """
 
+import datetime
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from app import config as config_module
 from app import runtime
-from app.queue import sweeper
+from app.queue import states, sweeper
 from app.services import accounts, errors
 from app.services import queue as queue_service
 from app.services import tasks as task_service
@@ -394,6 +395,32 @@ def download(task_id, folder) -> None:
     for artifact in found:
         size = store.fetch(artifact.storage_key, target / artifact.name)
         click.echo(f"{target / artifact.name}  ({artifact.kind}, {size} bytes)")
+
+
+@tasks_group.command("purge")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.FloatRange(min=0, min_open=True),
+    required=True,
+    help="Days since the task ended (1.5 = 36 hours).",
+)
+@click.option(
+    "--status",
+    "statuses",
+    type=click.Choice(sorted(status.value for status in states.TERMINAL)),
+    multiple=True,
+    help="Only tasks that ended so; repeat it (default: succeeded, failed and cancelled).",
+)
+@click.option("--dry-run", is_flag=True, help="Only count the tasks that would go.")
+@with_appcontext
+def purge(days, statuses, dry_run) -> None:
+    """Delete tasks that ended more than N days ago, with their events, artifacts and files."""
+    before = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
+    report = task_service.purge(before, statuses or states.TERMINAL, dry_run=dry_run)
+    click.echo(json.dumps(report, indent=2, default=str))
+    if report.get("file_errors"):
+        sys.exit(1)
 
 
 # --- queue -----------------------------------------------------------------------------------

@@ -1,16 +1,21 @@
-"""The command line as a user runs it: `manage.py run` on the embedded default, and
-`tasks submit --wait` with its progress bar and exit codes."""
+"""The command line as a user runs it: `manage.py run` on the embedded default,
+`tasks submit --wait` with its progress bar and exit codes, and `tasks purge`."""
 
+import datetime
+import json
 import os
 import pathlib
 import signal
 import socket
 import subprocess
 import sys
+import uuid
 
 import httpx
 import pytest
 
+from app import models, runtime
+from app.extensions import db
 from app.services import tasks as task_service
 from tests.conftest import ROOT, wait_for
 from tests.queue import helpers
@@ -148,3 +153,67 @@ def _local_account(settings):
     from app.services import accounts
 
     return accounts.local().id
+
+
+@pytest.mark.embedded
+def test_purge_deletes_old_ended_tasks_with_their_files_and_keeps_the_rest(backend, settings, app, tmp_path):
+    account = _local_account(settings)
+    made = tmp_path / "out.txt"
+    made.write_text("made by a task")
+
+    def task(status: str, days_ago: float, parent=None) -> tuple[uuid.UUID, str]:
+        """A task of the local account as the runner leaves it: ended `days_ago`, one artifact."""
+        row = db.session.get(models.Task, task_service.submit("noop", {}, account_id=account, parent_id=parent)[0].id)
+        row.status = status
+        if status in ("succeeded", "failed", "cancelled"):
+            row.finished_at = models.utcnow() - datetime.timedelta(days=days_ago)
+        key = f"tasks/{row.id}/1/out.txt"
+        runtime.current().storage.put_file(key, made)
+        db.session.add(
+            models.Artifact(task_id=row.id, attempt=1, kind="text", name="out.txt", storage_key=key, size=14)
+        )
+        db.session.commit()
+        return row.id, key
+
+    old, old_failed, recent = task("succeeded", 40), task("failed", 40), task("cancelled", 1)
+    family = task("succeeded", 40)
+    family_child = task("cancelled", 35, parent=family[0])
+    waiting_parent = task("failed", 40)
+    waiting_child = task("queued", 0, parent=waiting_parent[0])
+
+    dry = _cli(settings, "tasks", "purge", "--older-than", "30", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["matching"] == 5
+    assert task_service.count(None) == 7
+
+    only_failed = _cli(settings, "tasks", "purge", "--older-than", "30", "--status", "failed")
+    assert only_failed.returncode == 0, only_failed.stderr
+    assert json.loads(only_failed.stdout) | {"before": None} == {
+        "before": None,
+        "statuses": ["failed"],
+        "deleted": 1,
+        "kept": 1,  # the failed parent of a queued task
+        "file_errors": 0,
+    }
+
+    everything = _cli(settings, "tasks", "purge", "--older-than", "30")
+    assert everything.returncode == 0, everything.stderr
+    report = json.loads(everything.stdout)
+    assert (report["deleted"], report["kept"], report["file_errors"]) == (3, 1, 0)
+
+    db.session.rollback()
+    remaining = {row.id for row in task_service.find(None, limit=100)}
+    assert remaining == {recent[0], waiting_parent[0], waiting_child[0]}
+    store = runtime.current().storage
+    for task_id, key in (old, old_failed, family, family_child):
+        assert not store.exists(key)
+        assert db.session.query(models.TaskEvent).filter_by(task_id=task_id).count() == 0
+        assert db.session.query(models.Artifact).filter_by(task_id=task_id).count() == 0
+    for _task_id, key in (recent, waiting_parent, waiting_child):
+        assert store.exists(key)
+    assert db.session.query(models.TaskEvent).filter_by(task_id=recent[0]).count() == 1
+
+    for bad in (["--older-than", "0"], ["--older-than", "x"], ["--older-than", "3", "--status", "queued"]):
+        refused = _cli(settings, "tasks", "purge", *bad)
+        assert refused.returncode == 2 and f"Invalid value for '{bad[-2]}'" in refused.stderr
+    assert task_service.count(None) == 3

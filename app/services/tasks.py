@@ -1,19 +1,24 @@
 """Task use cases: submit, get, list, describe (attempts, position, ETA), cancel, retry,
-delete, and read events and artifacts."""
+delete and purge, and read events and artifacts."""
 
 import datetime
+import logging
 import statistics
 import uuid
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
 from app import models, runtime
 from app.extensions import db
 from app.queue import errors as queue_errors
-from app.queue import lifecycle, sql
+from app.queue import lifecycle, sql, states
 from app.services import errors, uploads
 from processors import base
 from processors import errors as processor_errors
+
+log = logging.getLogger(__name__)
+PURGE_BATCH = 500
 
 
 def submit(
@@ -287,6 +292,47 @@ def delete(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> None:
     db.session.commit()
     # Files go after the commit: a failed delete leaves rows that still point at their files.
     runtime.current().storage.delete_prefix(f"tasks/{task.id}/")
+
+
+def purge(before: datetime.datetime, statuses=states.TERMINAL, *, dry_run: bool = False) -> dict:
+    """Delete tasks that ended (in `statuses`) before `before`, with their events, artifacts
+    and files, `PURGE_BATCH` at a time, each batch its own transaction. A task whose child
+    tasks remain is kept; children that qualify go first, so a whole finished family goes in
+    one run. The delete checks status and end time again, so a task retried meanwhile stays.
+    With `dry_run`, only count the tasks that match."""
+    unknown = set(statuses) - states.TERMINAL
+    if unknown or not statuses:
+        raise errors.Invalid("only ended tasks can be purged", {"status": [f"not an end state: {sorted(unknown)}"]})
+    task = models.Task
+    ended = sa.and_(task.status.in_(list(statuses)), task.finished_at < before)
+    if dry_run:
+        return {"before": before, "statuses": sorted(statuses), "matching": db.session.scalar(_count(ended))}
+    child = orm.aliased(task)
+    deletable = sa.and_(ended, ~sa.exists().where(child.parent_id == task.id))
+    deleted = file_errors = 0
+    batch = sa.select(task.id).where(deletable).order_by(task.finished_at).limit(PURGE_BATCH)
+    while ids := db.session.scalars(batch).all():
+        gone = db.session.scalars(sa.delete(task).where(task.id.in_(ids), deletable).returning(task.id)).all()
+        db.session.execute(sa.delete(models.Artifact).where(models.Artifact.task_id.in_(gone)))
+        db.session.execute(sa.delete(models.TaskEvent).where(models.TaskEvent.task_id.in_(gone)))
+        db.session.commit()
+        deleted += len(gone)
+        # Files go after the commit, as in `delete`.
+        for task_id in gone:
+            try:
+                runtime.current().storage.delete_prefix(f"tasks/{task_id}/")
+            except Exception:
+                file_errors += 1
+                log.exception("purge: the files of task %s were not deleted", task_id)
+        if not gone:
+            break  # every selected task changed under us (retried): leave them
+    kept = db.session.scalar(_count(ended))  # ended long ago, but a child task remains
+    report = {"before": before, "statuses": sorted(statuses), "deleted": deleted, "kept": kept}
+    return {**report, "file_errors": file_errors}
+
+
+def _count(where) -> sa.Select:
+    return sa.select(sa.func.count()).select_from(models.Task).where(where)
 
 
 def cancel(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> str:
