@@ -25,6 +25,7 @@ from app.queue import states, sweeper
 from app.services import accounts, errors
 from app.services import queue as queue_service
 from app.services import tasks as task_service
+from app.services import uploads as upload_service
 from processors import errors as processor_errors
 from processors import providers
 from processors.policy import POOLS
@@ -54,6 +55,7 @@ def init_app(app: flask.Flask) -> None:
         worker,
         sweeper_command,
         tasks_group,
+        uploads_group,
         queue_group,
         processors_group,
         accounts_group,
@@ -397,14 +399,19 @@ def download(task_id, folder) -> None:
         click.echo(f"{target / artifact.name}  ({artifact.kind}, {size} bytes)")
 
 
+def _older_than(since: str):
+    """The `--older-than DAYS` option of the purge commands (days > 0, fractions allowed)."""
+    return click.option(
+        "--older-than", "days", type=click.FloatRange(min=0, min_open=True), required=True, help=f"Days since {since}."
+    )
+
+
+def _days_ago(days: float) -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
+
+
 @tasks_group.command("purge")
-@click.option(
-    "--older-than",
-    "days",
-    type=click.FloatRange(min=0, min_open=True),
-    required=True,
-    help="Days since the task ended (1.5 = 36 hours).",
-)
+@_older_than("the task ended (1.5 = 36 hours)")
 @click.option(
     "--status",
     "statuses",
@@ -416,8 +423,27 @@ def download(task_id, folder) -> None:
 @with_appcontext
 def purge(days, statuses, dry_run) -> None:
     """Delete tasks that ended more than N days ago, with their events, artifacts and files."""
-    before = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
-    report = task_service.purge(before, statuses or states.TERMINAL, dry_run=dry_run)
+    report = task_service.purge(_days_ago(days), statuses or states.TERMINAL, dry_run=dry_run)
+    click.echo(json.dumps(report, indent=2, default=str))
+    if report.get("file_errors"):
+        sys.exit(1)
+
+
+# --- uploads ---------------------------------------------------------------------------------
+
+
+@click.group("uploads")
+def uploads_group() -> None:
+    """Files users sent as task sources (POST /api/uploads)."""
+
+
+@uploads_group.command("purge")
+@_older_than("the upload was made")
+@click.option("--dry-run", is_flag=True, help="Only count the uploads that would go.")
+@with_appcontext
+def purge_uploads(days, dry_run) -> None:
+    """Delete uploads made more than N days ago that no waiting or running task refers to."""
+    report = upload_service.purge(_days_ago(days), runtime.current().registry, dry_run=dry_run)
     click.echo(json.dumps(report, indent=2, default=str))
     if report.get("file_errors"):
         sys.exit(1)

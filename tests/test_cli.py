@@ -1,5 +1,5 @@
 """The command line as a user runs it: `manage.py run` on the embedded default,
-`tasks submit --wait` with its progress bar and exit codes, and `tasks purge`."""
+`tasks submit --wait` with its progress bar and exit codes, `tasks purge` and `uploads purge`."""
 
 import datetime
 import json
@@ -17,6 +17,8 @@ import pytest
 from app import models, runtime
 from app.extensions import db
 from app.services import tasks as task_service
+from app.services import uploads as upload_service
+from tests import media
 from tests.conftest import ROOT, wait_for
 from tests.queue import helpers
 
@@ -217,3 +219,49 @@ def test_purge_deletes_old_ended_tasks_with_their_files_and_keeps_the_rest(backe
         refused = _cli(settings, "tasks", "purge", *bad)
         assert refused.returncode == 2 and f"Invalid value for '{bad[-2]}'" in refused.stderr
     assert task_service.count(None) == 3
+
+
+@pytest.mark.embedded
+def test_uploads_purge_keeps_the_uploads_waiting_tasks_need(backend, settings, app, tmp_path):
+    account = _local_account(settings)
+    video = media.make_video(tmp_path / "clip.mp4", 1, size=(160, 120))
+
+    def upload(days_ago: float) -> tuple[uuid.UUID, str]:
+        with open(video, "rb") as stream:
+            row = upload_service.create(stream, "clip.mp4", account_id=account, user_id=None)
+        row.created_at = models.utcnow() - datetime.timedelta(days=days_ago)
+        db.session.commit()
+        return row.id, row.storage_key
+
+    old, needed, used_by_ended, recent = upload(40), upload(40), upload(35), upload(1)
+    for source in (needed, used_by_ended):
+        task_service.submit("video_clip", {"source": {"upload_id": str(source[0])}}, account_id=account)
+    ended = task_service.find(None, limit=2)[0]  # the newest: used_by_ended's task
+    assert ended.params["source"]["upload_id"] == str(used_by_ended[0])
+    ended.status, ended.finished_at = "succeeded", models.utcnow()
+    db.session.commit()
+    size = video.stat().st_size
+
+    dry = _cli(settings, "uploads", "purge", "--older-than", "30", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout) | {"before": None} == {
+        "before": None,
+        "kept_in_use": 1,
+        "matching": 2,
+        "bytes": 2 * size,
+    }
+    assert upload_service.count(account) == 4
+
+    done = _cli(settings, "uploads", "purge", "--older-than", "30")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["deleted"], report["kept_in_use"], report["bytes"], report["file_errors"]) == (2, 1, 2 * size, 0)
+
+    db.session.rollback()
+    assert {row.id for row in upload_service.find(account)} == {needed[0], recent[0]}
+    store = runtime.current().storage
+    assert [store.exists(key) for _id, key in (old, needed, used_by_ended, recent)] == [False, True, False, True]
+
+    refused = _cli(settings, "uploads", "purge", "--older-than", "-2")
+    assert refused.returncode == 2 and "Invalid value for '--older-than'" in refused.stderr
+    assert upload_service.count(account) == 2

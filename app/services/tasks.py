@@ -14,7 +14,6 @@ from app.extensions import db
 from app.queue import errors as queue_errors
 from app.queue import lifecycle, sql, states
 from app.services import errors, uploads
-from processors import base
 from processors import errors as processor_errors
 
 log = logging.getLogger(__name__)
@@ -90,16 +89,12 @@ def _wake(conveyor, task: models.Task, connection=None, look: bool = True) -> No
 def _check_uploads(registry, type: str, params: dict | None, account_id: uuid.UUID) -> None:
     """Refuse params that refer to uploads the account does not have (types that take none
     skip this: the hook is only called when a type overrides it)."""
-    if type not in registry:
-        return  # the submit itself reports the unknown type
-    cls = registry.processor_class(type)
-    if cls.uploads.__func__ is base.Processor.uploads.__func__:
-        return
     try:
-        loaded = cls.load_params(params)
+        referred = uploads.references(registry, type, params)  # an unknown type: the submit says so
     except processor_errors.InvalidParams as exc:
         raise errors.Invalid("invalid params", {"params": exc.errors}) from exc
-    uploads.check_references(cls.uploads(loaded), account_id)
+    if referred:
+        uploads.check_references(referred, account_id)
 
 
 def get(task_id: uuid.UUID | str, account_id: uuid.UUID | None) -> models.Task:

@@ -5,10 +5,13 @@ The bytes go to the storage adapter under `uploads/<account>/<upload>/source.<ex
 extension is the one the content says, not the one the name claims. A task refers to an upload
 by its id (`{"upload_id": ...}` in its params); the task's processor declares which params hold
 upload ids, and `check_references` makes sure each one exists in the caller's account and is a
-kind the field accepts, before the task is stored.
+kind the field accepts, before the task is stored. `purge` deletes old uploads that no waiting
+or running task refers to.
 """
 
+import datetime
 import hashlib
+import logging
 import pathlib
 import re
 import uuid
@@ -20,6 +23,11 @@ from app import models, runtime
 from app.extensions import db
 from app.services import errors, sniff
 from app.storage import errors as storage_errors
+from processors import base
+from processors import errors as processor_errors
+
+log = logging.getLogger(__name__)
+PURGE_BATCH = 500
 
 _UNSAFE_NAME = re.compile(r"[^\w.\- ]+")
 
@@ -106,6 +114,65 @@ def delete(upload_id: uuid.UUID | str, account_id: uuid.UUID) -> None:
     db.session.delete(upload)
     db.session.commit()
     runtime.current().storage.delete(key)
+
+
+def references(registry, type: str, params: dict | None) -> dict[str, tuple[str, frozenset[str]]]:
+    """The uploads a task of `type` with `params` refers to, as its processor's `uploads`
+    declares them (field path -> (upload id, accepted kinds)); {} for a type that takes none
+    or is unknown. Raises the processor's `InvalidParams` for params it cannot load."""
+    if type not in registry:
+        return {}
+    cls = registry.processor_class(type)
+    if cls.uploads.__func__ is base.Processor.uploads.__func__:
+        return {}
+    return cls.uploads(cls.load_params(params))
+
+
+def purge(before: datetime.datetime, registry, *, dry_run: bool = False) -> dict:
+    """Delete uploads made before `before` (rows, then files, `PURGE_BATCH` per transaction),
+    except those a waiting or running task refers to. A failed or cancelled task that is
+    retried later and needs a purged upload fails with "no such upload", as does a task that
+    refers to one and is submitted while the purge runs. With `dry_run`, only count them."""
+    in_use = _in_use(registry)
+    old = sa.select(models.Upload.id, models.Upload.storage_key, models.Upload.size).where(
+        models.Upload.created_at < before
+    )
+    made_before = db.session.execute(old.order_by(models.Upload.created_at)).all()
+    rows = [row for row in made_before if row.id not in in_use]
+    report = {"before": before, "kept_in_use": len(made_before) - len(rows)}
+    if dry_run:
+        return {**report, "matching": len(rows), "bytes": sum(row.size for row in rows)}
+    file_errors = 0
+    for start in range(0, len(rows), PURGE_BATCH):
+        batch = rows[start : start + PURGE_BATCH]
+        db.session.execute(sa.delete(models.Upload).where(models.Upload.id.in_([row.id for row in batch])))
+        db.session.commit()
+        for row in batch:  # files after the commit, as in `delete`
+            try:
+                runtime.current().storage.delete(row.storage_key)
+            except Exception:
+                file_errors += 1
+                log.exception("purge: the file of upload %s was not deleted", row.id)
+    return {**report, "deleted": len(rows), "bytes": sum(row.size for row in rows), "file_errors": file_errors}
+
+
+def _in_use(registry) -> set[uuid.UUID]:
+    """The ids of the uploads waiting and running tasks refer to."""
+    waiting = sa.select(models.Task.type, models.Task.params).where(
+        models.Task.status.in_([models.Status.QUEUED, models.Status.RUNNING])
+    )
+    found: set[uuid.UUID] = set()
+    for task in db.session.execute(waiting):
+        try:
+            referred = references(registry, task.type, task.params)
+        except processor_errors.InvalidParams:
+            continue  # params that no longer load: the task fails at its start whatever we keep
+        for upload_id, _kinds in referred.values():
+            try:
+                found.add(uuid.UUID(str(upload_id)))
+            except ValueError:
+                continue
+    return found
 
 
 def check_references(references: dict[str, tuple[str, frozenset[str]]], account_id: uuid.UUID) -> None:
