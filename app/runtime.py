@@ -122,7 +122,7 @@ class Runtime:
     @property
     def listening(self) -> bool:
         """Whether idle workers wait on PostgreSQL notices (see `queue.listen`)."""
-        return self.autocommit_engine is not None and self.settings["CONVEYOR_LINGER_SECONDS"] > 0
+        return listen.enabled(self.autocommit_engine, self.settings)
 
     def notify_waiting(self, pool: str) -> bool:
         """Wake one worker waiting on the pool (PostgreSQL); return whether one was waiting."""

@@ -228,6 +228,16 @@ class QueueStatus(ma.Schema):
     oldest_waiting_seconds = ma.fields.Float(allow_none=True, required=True)
     running = ma.fields.List(ma.fields.Nested(RunningTask), required=True)
     workers = ma.fields.List(ma.fields.Nested(WorkerSeen), required=True)
+    idle_workers = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "per pool, worker processes idle and waiting on PostgreSQL for its work now; "
+            "null where workers do not wait so (SQLite, CONVEYOR_LINGER_SECONDS=0)"
+        },
+    )
     durations = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Float()),

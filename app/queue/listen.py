@@ -34,6 +34,12 @@ from app.queue import prepared, sql
 POLL_SECONDS = 1.0
 
 
+def enabled(autocommit_engine, settings) -> bool:
+    """Whether idle workers wait on PostgreSQL: there is an autocommit engine (PostgreSQL) and
+    a linger time."""
+    return autocommit_engine is not None and settings["CONVEYOR_LINGER_SECONDS"] > 0
+
+
 def channel(backend_pid: int) -> str:
     """The `NOTIFY` channel of one waiting session."""
     return f"{sql.WAKE}{backend_pid}"

@@ -105,7 +105,7 @@ class Runner:
         return True
 
     def _can_listen(self) -> bool:
-        return self.autocommit_engine is not None and self.settings["CONVEYOR_LINGER_SECONDS"] > 0
+        return listen.enabled(self.autocommit_engine, self.settings)
 
     def _linger(self, pool: str, outcomes: collections.Counter, stop_fd: int | None) -> None:
         """Wait on the claim connection for the pool's notices (and claim at least every

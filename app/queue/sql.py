@@ -263,6 +263,21 @@ def notify_waiter() -> sa.Select:
     )
 
 
+def waiting_by_pool() -> sa.Select:
+    """waiting_by_pool: `(pool, sessions)` for the sessions of this database marked as waiting
+    (PostgreSQL): the idle workers a submit can wake with a notice."""
+    pool = sa.func.substr(_activity.c.application_name, len(WAITING) + 1).label("pool")
+    return (
+        sa.select(pool, sa.func.count().label("sessions"))
+        .where(
+            _activity.c.datname == sa.func.current_database(),
+            _activity.c.application_name.startswith(WAITING, autoescape=True),
+        )
+        .group_by(pool)
+        .order_by(pool)
+    )
+
+
 def with_status_event(change: sa.Update | sa.Insert, at: sa.BindParameter | None = None) -> sa.Select:
     """with_status_event: apply a change that returns `id, attempt`, and append a status event
     for the row it changed, in one statement (PostgreSQL); no row changed, no event. Bind

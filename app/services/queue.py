@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from app import models, runtime
 from app.extensions import db
 from app.models import Priority, Status
-from app.queue import control, lifecycle, sweeper
+from app.queue import control, lifecycle, sql, sweeper
 from app.services import errors
 from processors.policy import POOLS
 
@@ -22,7 +22,8 @@ DURATION_SAMPLE = 1000
 
 
 def status() -> dict:
-    """Return counts by status, type and priority, running tasks, controls and oldest wait."""
+    """Return counts by status, type and priority, running tasks, workers seen and idle,
+    controls and oldest wait."""
     task = models.Task
     by_status = dict(db.session.execute(sa.select(task.status, sa.func.count()).group_by(task.status)).all())
     by_type = {}
@@ -48,6 +49,7 @@ def status() -> dict:
     ).all()
     return {
         "workers": [{"worker": w, "pool": p, "last_seen": seen} for w, p, seen in workers],
+        "idle_workers": idle_workers(),
         "durations": durations(),
         "by_status": {str(s): by_status.get(str(s), 0) for s in Status},
         "by_type": by_type,
@@ -57,6 +59,14 @@ def status() -> dict:
         "paused": control.paused(db.session),
         "limits": control.limits(db.session),
     }
+
+
+def idle_workers() -> dict[str, int] | None:
+    """Per pool, the worker processes waiting on PostgreSQL for its work right now (see
+    `queue.listen`); None where workers do not wait so (SQLite, or a linger time of 0)."""
+    if not runtime.current().listening:
+        return None
+    return {pool: sessions for pool, sessions in db.session.execute(sql.waiting_by_pool())}
 
 
 def durations(sample: int = DURATION_SAMPLE) -> dict[str, dict]:

@@ -177,6 +177,10 @@ def test_admin_stops_starts_limits_and_cleans_up(backend, client, keys):
     assert control.limits(db.session) == {}
     report = client.post("/dashboard/admin/cleanup", data={"csrf_token": token}).get_data(as_text=True)
     assert "Cleanup report" in report and "Nothing to clean up" in report
+    overview = client.get("/dashboard/").get_data(as_text=True)
+    assert "No worker has touched a task in the last 10 minutes." in overview
+    idle = "Idle now, waiting for work: none." in " ".join(overview.split())  # on PostgreSQL only
+    assert idle is (backend["name"] == "postgres")
 
 
 def _finished_with(task: models.Task, name: str, mime: str, kind: str, content: bytes) -> models.Artifact:

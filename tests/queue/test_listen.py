@@ -17,6 +17,7 @@ import app as app_package
 from app import runtime
 from app.extensions import db
 from app.queue import listen
+from app.services import queue as queue_service
 from app.services import tasks as task_service
 from tests.conftest import wait_for
 from tests.queue import helpers
@@ -113,9 +114,11 @@ def test_a_worker_is_marked_only_while_it_waits(backend, settings, app, account,
     processes.worker("cpu", concurrency=1)
     run_one(account)
     wait_for(lambda: waiting_sessions() == 1, timeout=10, message="the worker to wait listening")
+    assert queue_service.status()["idle_workers"] == {"cpu": 1}, "queue status shows the idle worker"
     task_id = task_service.submit("sleep", {"seconds": 2}, account_id=account.id)[0].id
     helpers.wait_status(task_id, "running", timeout=10)
     assert waiting_sessions() == 0, "a worker running a task must not be counted as waiting"
+    assert queue_service.status()["idle_workers"] == {}
     helpers.wait_status(task_id, "succeeded", timeout=30)
     wait_for(lambda: waiting_sessions() == 1, timeout=10, message="the worker to wait again")
 
