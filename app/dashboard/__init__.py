@@ -46,6 +46,9 @@ def init_app(app: flask.Flask) -> flask.Blueprint:
     parent.register_error_handler(Exception, _unexpected)
     for child in (signin.blueprint, overview.blueprint, tasks.blueprint, submit.blueprint, admin.blueprint):
         parent.register_blueprint(child)
+    # Any other path under /dashboard: without a rule of the blueprint's own, Flask would
+    # answer with the API's JSON 404 rather than the dashboard's page.
+    parent.add_url_rule("/<path:unknown>", "unknown", _unknown, methods=["GET", "POST"])
     app.register_blueprint(parent)
     app.session_interface = session.DashboardCookies(parent.url_prefix)
     return parent
@@ -56,6 +59,10 @@ def _security_headers(response: flask.Response) -> flask.Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
+
+
+def _unknown(unknown: str):
+    raise exceptions.NotFound("There is no such dashboard page.")
 
 
 def _service_error(exc: service_errors.ServiceError):

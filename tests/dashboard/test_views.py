@@ -140,6 +140,11 @@ def test_a_member_sees_only_their_account_and_no_admin_page(backend, client, key
     assert f'href="/dashboard/tasks/{mine.id}"' in overview  # their oldest waiting task
     polled = client.get("/dashboard/overview/live", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert polled.lstrip().startswith('<div id="overview-live"') and 'hx-trigger="every 5s"' in polled
+    missing = client.get("/dashboard/no/such/page")
+    assert missing.status_code == 404 and missing.content_type.startswith("text/html")
+    assert "There is no such dashboard page." in missing.get_data(as_text=True)
+    with client.get("/dashboard/static/dashboard.css") as static:
+        assert static.status_code == 200, "the catch-all must not hide files"
 
 
 def test_the_task_list_filters_and_pages(backend, client, keys):
