@@ -410,6 +410,13 @@ def _days_ago(days: float) -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
 
 
+def _purged(report: dict) -> None:
+    """Print a purge's report; exit 1 if some files could not be deleted."""
+    click.echo(json.dumps(report, indent=2, default=str))
+    if report.get("file_errors"):
+        sys.exit(1)
+
+
 @tasks_group.command("purge")
 @_older_than("the task ended (1.5 = 36 hours)")
 @click.option(
@@ -423,10 +430,7 @@ def _days_ago(days: float) -> datetime.datetime:
 @with_appcontext
 def purge(days, statuses, dry_run) -> None:
     """Delete tasks that ended more than N days ago, with their events, artifacts and files."""
-    report = task_service.purge(_days_ago(days), statuses or states.TERMINAL, dry_run=dry_run)
-    click.echo(json.dumps(report, indent=2, default=str))
-    if report.get("file_errors"):
-        sys.exit(1)
+    _purged(task_service.purge(_days_ago(days), statuses or states.TERMINAL, dry_run=dry_run))
 
 
 # --- uploads ---------------------------------------------------------------------------------
@@ -443,10 +447,7 @@ def uploads_group() -> None:
 @with_appcontext
 def purge_uploads(days, dry_run) -> None:
     """Delete uploads made more than N days ago that no waiting or running task refers to."""
-    report = upload_service.purge(_days_ago(days), runtime.current().registry, dry_run=dry_run)
-    click.echo(json.dumps(report, indent=2, default=str))
-    if report.get("file_errors"):
-        sys.exit(1)
+    _purged(upload_service.purge(_days_ago(days), runtime.current().registry, dry_run=dry_run))
 
 
 # --- queue -----------------------------------------------------------------------------------

@@ -304,7 +304,7 @@ def purge(before: datetime.datetime, statuses=states.TERMINAL, *, dry_run: bool 
         return {"before": before, "statuses": sorted(statuses), "matching": db.session.scalar(_count(ended))}
     child = orm.aliased(task)
     deletable = sa.and_(ended, ~sa.exists().where(child.parent_id == task.id))
-    deleted = file_errors = 0
+    storage, deleted, file_errors = runtime.current().storage, 0, 0
     batch = sa.select(task.id).where(deletable).order_by(task.finished_at).limit(PURGE_BATCH)
     while ids := db.session.scalars(batch).all():
         gone = db.session.scalars(sa.delete(task).where(task.id.in_(ids), deletable).returning(task.id)).all()
@@ -315,7 +315,7 @@ def purge(before: datetime.datetime, statuses=states.TERMINAL, *, dry_run: bool 
         # Files go after the commit, as in `delete`.
         for task_id in gone:
             try:
-                runtime.current().storage.delete_prefix(f"tasks/{task_id}/")
+                storage.delete_prefix(f"tasks/{task_id}/")
             except Exception:
                 file_errors += 1
                 log.exception("purge: the files of task %s were not deleted", task_id)

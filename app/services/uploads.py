@@ -120,12 +120,15 @@ def references(registry, type: str, params: dict | None) -> dict[str, tuple[str,
     """The uploads a task of `type` with `params` refers to, as its processor's `uploads`
     declares them (field path -> (upload id, accepted kinds)); {} for a type that takes none
     or is unknown. Raises the processor's `InvalidParams` for params it cannot load."""
-    if type not in registry:
+    if not _takes_uploads(registry, type):
         return {}
     cls = registry.processor_class(type)
-    if cls.uploads.__func__ is base.Processor.uploads.__func__:
-        return {}
     return cls.uploads(cls.load_params(params))
+
+
+def _takes_uploads(registry, type: str) -> bool:
+    """Whether the type's processor declares upload params (overrides `Processor.uploads`)."""
+    return type in registry and registry.processor_class(type).uploads.__func__ is not base.Processor.uploads.__func__
 
 
 def purge(before: datetime.datetime, registry, *, dry_run: bool = False) -> dict:
@@ -142,14 +145,14 @@ def purge(before: datetime.datetime, registry, *, dry_run: bool = False) -> dict
     report = {"before": before, "kept_in_use": len(made_before) - len(rows)}
     if dry_run:
         return {**report, "matching": len(rows), "bytes": sum(row.size for row in rows)}
-    file_errors = 0
+    storage, file_errors = runtime.current().storage, 0
     for start in range(0, len(rows), PURGE_BATCH):
         batch = rows[start : start + PURGE_BATCH]
         db.session.execute(sa.delete(models.Upload).where(models.Upload.id.in_([row.id for row in batch])))
         db.session.commit()
         for row in batch:  # files after the commit, as in `delete`
             try:
-                runtime.current().storage.delete(row.storage_key)
+                storage.delete(row.storage_key)
             except Exception:
                 file_errors += 1
                 log.exception("purge: the file of upload %s was not deleted", row.id)
@@ -157,9 +160,11 @@ def purge(before: datetime.datetime, registry, *, dry_run: bool = False) -> dict
 
 
 def _in_use(registry) -> set[uuid.UUID]:
-    """The ids of the uploads waiting and running tasks refer to."""
+    """The ids of the uploads waiting and running tasks refer to (only the types that take
+    uploads are read)."""
+    types = [type for type in registry.types() if _takes_uploads(registry, type)]
     waiting = sa.select(models.Task.type, models.Task.params).where(
-        models.Task.status.in_([models.Status.QUEUED, models.Status.RUNNING])
+        models.Task.status.in_([models.Status.QUEUED, models.Status.RUNNING]), models.Task.type.in_(types)
     )
     found: set[uuid.UUID] = set()
     for task in db.session.execute(waiting):
