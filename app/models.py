@@ -82,6 +82,19 @@ class Account(Base):
     id: orm.Mapped[uuid.UUID] = orm.mapped_column(primary_key=True, default=uuid.uuid4)
     name: orm.Mapped[str] = orm.mapped_column(sa.String(200), unique=True)
     created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    # Fair share and quotas (`app.services.accounts.configure`); NULL takes the platform default.
+    # A weight of 2 gets twice the starts of a weight of 1 when both have tasks waiting.
+    weight: orm.Mapped[float] = orm.mapped_column(sa.Float, default=1.0)
+    max_waiting: orm.Mapped[int | None]
+    max_running: orm.Mapped[int | None]
+    submit_rate: orm.Mapped[str | None] = orm.mapped_column(sa.String(64))
+    allow_urgent: orm.Mapped[bool] = orm.mapped_column(default=False)
+
+    __table_args__ = (
+        sa.CheckConstraint("weight > 0", name="weight"),
+        sa.CheckConstraint("max_waiting IS NULL OR max_waiting >= 0", name="max_waiting"),
+        sa.CheckConstraint("max_running IS NULL OR max_running >= 0", name="max_running"),
+    )
 
 
 class User(Base):
@@ -95,7 +108,7 @@ class User(Base):
 
     __table_args__ = (
         sa.UniqueConstraint("account_id", "name", name="uq_users_account_name"),
-        sa.CheckConstraint("role IN ('admin', 'member')", name="role"),
+        sa.CheckConstraint("role IN ('operator', 'admin', 'member')", name="role"),
     )
 
 
@@ -146,6 +159,12 @@ class Task(Base):
     pool: orm.Mapped[str] = orm.mapped_column(sa.String(32))
     status: orm.Mapped[str] = orm.mapped_column(sa.String(16), default=Status.QUEUED)
     priority: orm.Mapped[int] = orm.mapped_column(sa.SmallInteger, default=Priority.NORMAL)
+    # The priority the claim orders by: `priority`, raised one level per aging period waited
+    # (`queue.aging`).
+    effective_priority: orm.Mapped[int] = orm.mapped_column(sa.SmallInteger, default=Priority.NORMAL)
+    # The task's place in its account's fair share of the pool (`queue.fairness`): within a
+    # priority the claim takes the lowest, so accounts' tasks interleave by weight.
+    fair_seq: orm.Mapped[float] = orm.mapped_column(sa.Double, default=0.0)
     params: orm.Mapped[dict[str, Any]] = orm.mapped_column(default=dict)
     result: orm.Mapped[dict[str, Any] | None]
     error: orm.Mapped[dict[str, Any] | None]
@@ -191,11 +210,34 @@ class Task(Base):
         sa.Index(
             "ix_tasks_claim",
             "pool",
-            "priority",
+            "effective_priority",
+            "fair_seq",
             "run_at",
-            "created_at",
             postgresql_where=sa.text("status = 'queued'"),
             sqlite_where=sa.text("status = 'queued'"),
+        ),
+        # A submit reads its account's last place in the pool; quotas count waiting tasks.
+        sa.Index(
+            "ix_tasks_account_queued",
+            "account_id",
+            "pool",
+            "fair_seq",
+            postgresql_where=sa.text("status = 'queued'"),
+            sqlite_where=sa.text("status = 'queued'"),
+        ),
+        # Aging reads the waiting tasks that can still rise, oldest due first.
+        sa.Index(
+            "ix_tasks_aging",
+            "run_at",
+            postgresql_where=sa.text("status = 'queued' AND effective_priority > 0"),
+            sqlite_where=sa.text("status = 'queued' AND effective_priority > 0"),
+        ),
+        # Account limits count an account's running attempts.
+        sa.Index(
+            "ix_tasks_running_account",
+            "account_id",
+            postgresql_where=sa.text("status = 'running'"),
+            sqlite_where=sa.text("status = 'running'"),
         ),
         # ETAs read the latest successes of a type; each task enters this index once.
         sa.Index(
@@ -247,6 +289,17 @@ class Artifact(Base):
     size: orm.Mapped[int] = orm.mapped_column(sa.BigInteger)
     meta: orm.Mapped[dict[str, Any]] = orm.mapped_column("metadata", default=dict)
     created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+
+
+class PoolClock(Base):
+    """The fair-share clock of a pool: the place of the latest task the sweeper saw start, so
+    an account that waited gets no more than an even share, however long it was idle."""
+
+    __tablename__ = "pool_clocks"
+
+    pool: orm.Mapped[str] = orm.mapped_column(sa.String(32), primary_key=True)
+    fair_seq: orm.Mapped[float] = orm.mapped_column(sa.Double, default=0.0)
+    updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
 
 
 class QueueControl(Base):

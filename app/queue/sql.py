@@ -12,6 +12,9 @@ import uuid
 import zlib
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext import compiler
+from sqlalchemy.sql import functions
 
 from app import models
 from app.models import Status
@@ -20,6 +23,19 @@ from app.queue import states
 tasks = models.Task.__table__
 events = models.TaskEvent.__table__
 controls = models.QueueControl.__table__
+accounts = models.Account.__table__
+clocks = models.PoolClock.__table__
+
+
+class greatest(functions.ReturnTypeFromArgs):
+    """GREATEST(a, b, ...): SQLite spells it max(a, b, ...)."""
+
+    inherit_cache = True
+
+
+@compiler.compiles(greatest, "sqlite")
+def _greatest_sqlite(element, compiler_, **kw):
+    return f"max({compiler_.process(element.clauses, **kw)})"
 
 
 def _paused(t: sa.Table) -> sa.Exists:
@@ -85,7 +101,7 @@ def claim(pool: str) -> sa.Update:
     best = (
         sa.select(t.c.id)
         .where(*eligible(t, pool, now))
-        .order_by(t.c.priority, t.c.run_at, t.c.created_at)
+        .order_by(t.c.effective_priority, t.c.fair_seq, t.c.run_at)
         .limit(1)
         .with_for_update(skip_locked=True, of=t)
         .scalar_subquery()
@@ -192,7 +208,45 @@ def insert_task() -> sa.Insert:
     Bind SUBMITTED by name."""
     row = {name: sa.bindparam(name, type_=tasks.c[name].type) for name in SUBMITTED}
     row.update(status=Status.QUEUED, attempt=0, progress=0.0, updated_at=row["created_at"])
+    row.update(effective_priority=row["priority"], fair_seq=fair_place(row["account_id"], row["pool"]))
     return sa.insert(tasks).values(row).returning(tasks.c.id, tasks.c.attempt)
+
+
+def fair_place(account: sa.ColumnElement, pool: sa.ColumnElement) -> sa.ColumnElement:
+    """fair_place: a new task's place in the fair share of its pool, one step (1 / the account's
+    weight) after the later of its account's last waiting task and the pool's virtual time (the
+    latest place running, or the pool's clock when none runs). So an account's tasks go one
+    per step, interleaved with the other accounts' by weight, and an account that was idle
+    starts level with the others, not ahead by all the time it was away (start-time fair
+    queueing; Hatchet's round-robin by key works the same way)."""
+    mine, started = tasks.alias("mine"), tasks.alias("started")
+    own = sa.select(sa.func.max(mine.c.fair_seq)).where(
+        mine.c.account_id == account, mine.c.pool == pool, mine.c.status == Status.QUEUED
+    )
+    running = sa.select(sa.func.max(started.c.fair_seq)).where(
+        started.c.pool == pool, started.c.status == Status.RUNNING
+    )
+    clock = sa.select(clocks.c.fair_seq).where(clocks.c.pool == pool)
+    step = sa.select(1.0 / accounts.c.weight).where(accounts.c.id == account)
+    zero = sa.literal(0.0, sa.Double)
+    now_at = greatest(*(sa.func.coalesce(q.scalar_subquery(), zero) for q in (own, running, clock)))
+    return now_at + sa.func.coalesce(step.scalar_subquery(), sa.literal(1.0, sa.Double))
+
+
+def advance_clocks(dialect: str, now: datetime.datetime) -> sa.Insert:
+    """advance_clocks: move each pool's clock up to the latest place running in it (never
+    back), so places keep rising when the pool falls idle."""
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    running = (
+        sa.select(tasks.c.pool, sa.func.max(tasks.c.fair_seq), sa.literal(now, models.UTCDateTime()))
+        .where(tasks.c.status == Status.RUNNING)
+        .group_by(tasks.c.pool)
+    )
+    statement = insert(clocks).from_select(["pool", "fair_seq", "updated_at"], running)
+    return statement.on_conflict_do_update(
+        index_elements=[clocks.c.pool],
+        set_={"fair_seq": greatest(clocks.c.fair_seq, statement.excluded.fair_seq), "updated_at": now},
+    )
 
 
 # A waiting task's place counts at most this many tasks ahead of it (a range scan of the claim
