@@ -125,6 +125,8 @@ def sweeper_command() -> None:
         conveyor.settings["CONVEYOR_SWEEP_SECONDS"],
         should_stop=stopping.is_set,
         notify=conveyor.notify_waiting,
+        aging_seconds=conveyor.settings["CONVEYOR_AGING_SECONDS"],
+        account_max_running=conveyor.settings["CONVEYOR_ACCOUNT_MAX_RUNNING"],
     )
 
 

@@ -93,6 +93,12 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_WAKE_AHEAD": (_int(1, 10000), 16),
     "CONVEYOR_DRAIN_SECONDS": (_float(0, 3600), 2.0),
     "CONVEYOR_LINGER_SECONDS": (_float(0, 3600), 30.0),
+    # Within a priority, claims alternate between accounts by weight (0: first come, first served).
+    "CONVEYOR_FAIR_SHARE": (_int(0, 1), 1),
+    # A waiting task rises one priority level per this many seconds due (0: no aging).
+    "CONVEYOR_AGING_SECONDS": (_float(0, 30 * 86400), 300.0),
+    # Concurrent attempts per account, across all workers, unless the account sets its own.
+    "CONVEYOR_ACCOUNT_MAX_RUNNING": (_int(0, 1_000_000), None),
     "CONVEYOR_PREPARED_STATEMENTS": (_int(0, 1), 1),
     "CONVEYOR_SSE_POLL_SECONDS": (_float(0.05, 10), 0.5),
     "CONVEYOR_SSE_HEARTBEAT_SECONDS": (_float(0.1, 300), 15.0),

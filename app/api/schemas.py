@@ -115,6 +115,13 @@ class Artifact(ma.Schema):
 
 
 class TaskDetail(TaskSummary):
+    effective_priority = ma.fields.Function(
+        lambda task: Priority(task.effective_priority).name.lower(),
+        metadata={
+            "enum": PRIORITIES,
+            "description": "the priority the task waits at: its own, raised one level per aging period due",
+        },
+    )
     params = ma.fields.Dict(required=True)
     result = ma.fields.Dict(allow_none=True)
     error = ma.fields.Dict(allow_none=True)

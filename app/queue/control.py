@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app import models
+from app.queue import sql
 
 SCOPES = ("queue", "pool", "type")
 
@@ -58,3 +59,11 @@ def limits(session: orm.Session) -> dict[str, int]:
         models.QueueControl.scope == "type", models.QueueControl.concurrency_limit.is_not(None)
     )
     return {name: limit for name, limit in session.execute(query)}
+
+
+def account_limits(session: orm.Session, default: int | None) -> sql.AccountLimits | None:
+    """Return how claims must hold accounts at their running limit, or None if no account has
+    one (and there is no platform default), so the claim skips the check."""
+    if not session.scalar(sql.account_limits_set(default)):
+        return None
+    return sql.AccountLimits(default)

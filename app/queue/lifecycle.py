@@ -62,6 +62,7 @@ def submit(
     idempotency_key: str | None = None,
     count_ahead: bool = False,
     notify: bool = False,
+    fair: bool = True,
 ) -> tuple[models.Task, bool]:
     """Validate and add a task; return it and whether it is new.
 
@@ -70,7 +71,8 @@ def submit(
     right after, in the same round trip: with `count_ahead`, count the tasks ahead of the new
     one (`task.ahead_at_submit`); with `notify`, if the task is due now, notify one worker
     waiting for its pool (`queue.listen`; `task.notified_at_submit`: whether one was waiting,
-    None if it did not look).
+    None if it did not look). `fair` (`CONVEYOR_FAIR_SHARE`): the task takes its account's fair
+    place in the pool (`sql.fair_place`); without it, first come, first served.
     Raises UnknownTaskType, processors.errors.InvalidParams or ValueError (priority).
     """
     if type not in registry:
@@ -101,20 +103,22 @@ def submit(
         attempt=0,
         progress=0.0,
     )
+    task.effective_priority = task.priority
     event = {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}
     values = {name: getattr(task, name) for name in sql.SUBMITTED}
     if not idempotency_key and _is_postgres(session):  # the row and its event in one statement
         values["event_data"] = event
         notify = notify and task.run_at <= at
+        insert = ("conveyor_submit" + "_fifo" * (not fair), sql.insert_with_event(fair))
         if (count_ahead or notify) and _is_autocommit(session):
-            _submit_committed(session, task, values, count_ahead, notify)
+            _submit_committed(session, task, values, insert, count_ahead, notify)
         else:
-            prepared.execute(session, "conveyor_submit", sql.insert_with_event(), values)
+            prepared.execute(session, *insert, values)
         return task, True
     try:
         # A savepoint only when a key could collide: the conflict must not undo the caller's work.
         with session.begin_nested() if idempotency_key else contextlib.nullcontext():
-            session.execute(sql.insert_task(), values)
+            session.execute(sql.insert_task(fair), values)
     except sa.exc.IntegrityError:
         # Another request with the same key committed first: return its task.
         existing = _by_key(session, account_id, idempotency_key) if idempotency_key else None
@@ -126,13 +130,12 @@ def submit(
 
 
 def _submit_committed(
-    connection: sa.Connection, task: models.Task, values: dict, count_ahead: bool, notify: bool
+    connection: sa.Connection, task: models.Task, values: dict, insert: tuple, count_ahead: bool, notify: bool
 ) -> None:
     """Insert and commit the task, then count the tasks ahead and notify a waiting worker, in
     one round trip (`prepared.execute_committed`); set `ahead_at_submit` and
     `notified_at_submit`. If the insert committed but what follows failed, the task stands:
     both stay unset and the caller wakes the pool its own way."""
-    insert = ("conveyor_submit", sql.insert_with_event())
     name = "conveyor_after_submit" + "_counting" * count_ahead + "_notifying" * notify
     after = (name, sql.after_submit(count_ahead, notify))
     values["mark"] = listen.mark(task.pool)
@@ -164,6 +167,7 @@ def claim(
     serialize: bool = False,
     session_name: str | None = None,
     mark: str | None = None,
+    account_limits: sql.AccountLimits | None = None,
 ) -> sa.Row | None:
     """Claim the best eligible task of `pool` for a new attempt; None if there is none.
 
@@ -172,8 +176,12 @@ def claim(
     `session_name` (PostgreSQL): a claim that takes a task sets the session's application name
     to it, clearing a waiting worker's mark (`listen`); the row's `renamed` says it did.
     `mark` (PostgreSQL): set the session's application name to it first, in the same round trip.
+    `account_limits` (`control.account_limits`): hold the accounts at their running limit; on
+    PostgreSQL the claim then takes turns with every pool's, so the limit is exact.
     """
     postgres = _is_postgres(session)
+    if account_limits is not None and postgres:
+        session.execute(sql.serialize_account_claims())
     if serialize and postgres:
         session.execute(sql.serialize_claims(pool))
     at = now()
@@ -184,16 +192,16 @@ def claim(
     }
     if postgres:  # one statement, one round trip: the hot path of every worker
         event = {"event_data": {"status": Status.RUNNING, "worker": worker}, "event_at": at}
-        if session_name is None:
-            statement, name = sql.claim_with_event(pool), f"conveyor_claim_{pool}"
-        else:
-            statement, name = sql.claim_with_event(pool, rename=True), f"conveyor_claim_renaming_{pool}"
+        rename = session_name is not None
+        statement = sql.claim_with_event(pool, rename, account_limits)
+        name = "conveyor_claim_" + "renaming_" * rename + "accounts_" * (account_limits is not None) + pool
+        if rename:
             event["claim_session_name"] = session_name
         if mark is None:
             return prepared.execute(session, name, statement, {**bound, **event}).first()
         before = "SELECT set_config('application_name', :claim_mark, false)"
         return prepared.execute(session, name, statement, {**bound, **event, "claim_mark": mark}, before).first()
-    row = session.execute(sql.claim(pool), bound).first()
+    row = session.execute(sql.claim(pool, account_limits), bound).first()
     if row is not None:
         add_event(session, row.id, row.attempt, "status", {"status": Status.RUNNING, "worker": worker}, at)
     return row

@@ -31,7 +31,7 @@ from sqlalchemy import orm
 
 from app import storage as storage_module
 from app.queue import context as context_module
-from app.queue import control, errors, lifecycle, listen
+from app.queue import control, errors, lifecycle, listen, sql
 from processors import errors as processor_errors
 from processors import registry as registry_module
 from processors.policy import Policy
@@ -69,6 +69,7 @@ class Runner:
         var = pathlib.Path(settings["CONVEYOR_VAR_DIR"])
         self.work_dir = var / "work"
         self._limited: frozenset[str] = frozenset()
+        self._accounts_limited: sql.AccountLimits | None = None
         self._limits_read = float("-inf")
         self._watching: Watcher | None = None
 
@@ -140,15 +141,16 @@ class Runner:
         With a `listener` (on the claim connection), the claim also marks it as waiting and
         clears the mark again if it takes a task (`Listener.claim_options`)."""
         serialize = bool(self._limited_types())
+        accounts = self._account_limits()
         lease = self.settings["CONVEYOR_LEASE_SECONDS"]
-        if listener is not None and serialize:
+        if listener is not None and (serialize or accounts):
             listener.mark()  # the claim runs on another connection
-        if self.autocommit_engine is not None and not serialize:
+        if self.autocommit_engine is not None and not (serialize or accounts):
             options = listener.claim_options() if listener is not None else {}
             with self._hot_connection() as connection:
                 return lifecycle.claim(connection, pool, lease, self.worker, **options)
         with self.session_factory() as session:
-            row = lifecycle.claim(session, pool, lease, self.worker, serialize=serialize)
+            row = lifecycle.claim(session, pool, lease, self.worker, serialize=serialize, account_limits=accounts)
             session.commit()
             return row
 
@@ -191,6 +193,7 @@ class Runner:
                     account_id=row.account_id,
                     parent_id=row.id,
                     idempotency_key=f"child:{row.id}:{key}",
+                    fair=bool(self.settings["CONVEYOR_FAIR_SHARE"]),
                 )
             except (errors.UnknownTaskType, processor_errors.InvalidParams) as exc:
                 raise processor_errors.PermanentError(f"child task {key!r}: {exc}") from exc
@@ -282,8 +285,9 @@ class Runner:
         """Publish the wake-ups an ended attempt calls for; return its outcome."""
         if retry_at is not None:
             self.wake(row.pool, 1, max(0.0, (retry_at - lifecycle.now()).total_seconds()))
-        if row.type in self._limited_types():
-            # Wake-ups that arrived while the type was full were spent; start the next one now.
+        if row.type in self._limited_types() or self._account_limits() is not None:
+            # Wake-ups that arrived while the type or account was full were spent; start the
+            # next one now.
             self.wake(row.pool, 1, None)
         return kind
 
@@ -302,12 +306,21 @@ class Runner:
             raise
 
     def _limited_types(self) -> frozenset[str]:
+        self._read_limits()
+        return self._limited
+
+    def _account_limits(self) -> sql.AccountLimits | None:
+        self._read_limits()
+        return self._accounts_limited
+
+    def _read_limits(self) -> None:
         clock = time.monotonic()
         if clock - self._limits_read > LIMITS_CACHE_SECONDS:
             with self.session_factory() as session:
                 self._limited = frozenset(control.limits(session))
+                default = self.settings["CONVEYOR_ACCOUNT_MAX_RUNNING"]
+                self._accounts_limited = control.account_limits(session, default)
             self._limits_read = clock
-        return self._limited
 
     @staticmethod
     def _cancel_seen(ctx) -> bool:

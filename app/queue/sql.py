@@ -6,6 +6,7 @@ the database's one writer lock. Writes by a running attempt are fenced: they mat
 `attempt = :attempt AND status = 'running'`, so a stale attempt changes nothing.
 """
 
+import dataclasses
 import datetime
 import functools
 import uuid
@@ -68,12 +69,40 @@ def _at_limit(t: sa.Table) -> sa.Exists:
     )
 
 
-def eligible(t: sa.Table, pool: str | None, now) -> list:
-    """Conditions for a waiting task that may start now (optionally in one pool)."""
+def _account_at_limit(t: sa.Table, default: int | None) -> sa.Exists:
+    # An account at its running limit (its own `max_running`, else `default`) starts nothing
+    # more in any pool until one of its attempts ends.
+    running = tasks.alias("mine_running")
+    count = (
+        sa.select(sa.func.count())
+        .select_from(running)
+        .where(running.c.account_id == t.c.account_id, running.c.status == Status.RUNNING)
+        .correlate(t)
+        .scalar_subquery()
+    )
+    cap = accounts.c.max_running
+    if default is not None:
+        cap = sa.func.coalesce(cap, sa.literal(default, sa.Integer))
+    return sa.exists().where(accounts.c.id == t.c.account_id, cap.is_not(None), cap <= count)
+
+
+def eligible(t: sa.Table, pool: str | None, now, account_limits: "AccountLimits | None" = None) -> list:
+    """Conditions for a waiting task that may start now (optionally in one pool). With
+    `account_limits`, an account at its running limit is held too."""
     where = [t.c.status == Status.QUEUED, t.c.run_at <= now, ~_paused(t), ~_at_limit(t)]
+    if account_limits is not None:
+        where.append(~_account_at_limit(t, account_limits.default))
     if pool is not None:
         where.append(t.c.pool == pool)
     return where
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountLimits:
+    """Some account has a running limit; `default` is the platform's (None: no default).
+    Hashable, so claims built with it are cached like the others."""
+
+    default: int | None = None
 
 
 # What a claim returns: all a runner needs, and no more (each column costs a conversion).
@@ -89,9 +118,11 @@ CLAIMED = (
 
 
 @functools.cache
-def claim(pool: str) -> sa.Update:
-    """claim: take the best eligible task of a pool (priority, then run_at, then age), at most
-    one claimer per task; SKIP LOCKED lets concurrent claims pass each other.
+def claim(pool: str, account_limits: AccountLimits | None = None) -> sa.Update:
+    """claim: take the best eligible task of a pool (effective priority, then fair place, then
+    run_at), at most one claimer per task; SKIP LOCKED lets concurrent claims pass each other.
+    With `account_limits`, skip the tasks of accounts at their running limit (exact only when
+    claims are serialized across pools: `serialize_account_claims`).
 
     Built once per pool (it is on every worker's hot path); bind `claim_now`, `claim_lease_until`
     and `claim_worker` when executing it.
@@ -100,7 +131,7 @@ def claim(pool: str) -> sa.Update:
     t = tasks.alias("t")
     best = (
         sa.select(t.c.id)
-        .where(*eligible(t, pool, now))
+        .where(*eligible(t, pool, now, account_limits))
         .order_by(t.c.effective_priority, t.c.fair_seq, t.c.run_at)
         .limit(1)
         .with_for_update(skip_locked=True, of=t)
@@ -126,7 +157,7 @@ def claim(pool: str) -> sa.Update:
 
 
 @functools.cache
-def claim_with_event(pool: str, rename: bool = False) -> sa.Select:
+def claim_with_event(pool: str, rename: bool = False, account_limits: AccountLimits | None = None) -> sa.Select:
     """claim_with_event: `claim` and its `running` event in one statement (PostgreSQL), so a
     claim is one round trip; bind `event_data` and `event_at` too.
 
@@ -145,7 +176,7 @@ def claim_with_event(pool: str, rename: bool = False) -> sa.Select:
         .subquery("due")
     )
     more = (sa.select(sa.func.count()).select_from(due).scalar_subquery() > 1).label("more")
-    statement = with_status_event(claim(pool)).add_columns(more)
+    statement = with_status_event(claim(pool, account_limits)).add_columns(more)
     if rename:
         name = sa.bindparam("claim_session_name", type_=sa.Text)
         statement = statement.add_columns(sa.func.set_config("application_name", name, False).label("renamed"))
@@ -203,12 +234,14 @@ SUBMITTED = (
 
 
 @functools.cache
-def insert_task() -> sa.Insert:
-    """insert_task: add a new task; the idempotency index refuses a repeated key per account.
-    Bind SUBMITTED by name."""
+def insert_task(fair: bool = True) -> sa.Insert:
+    """insert_task: add a new task at its fair place (`fair_place`; without `fair`, at place 0:
+    first come, first served); the idempotency index refuses a repeated key per account. Bind
+    SUBMITTED by name."""
     row = {name: sa.bindparam(name, type_=tasks.c[name].type) for name in SUBMITTED}
     row.update(status=Status.QUEUED, attempt=0, progress=0.0, updated_at=row["created_at"])
-    row.update(effective_priority=row["priority"], fair_seq=fair_place(row["account_id"], row["pool"]))
+    place = fair_place(row["account_id"], row["pool"]) if fair else sa.literal(0.0, sa.Double)
+    row.update(effective_priority=row["priority"], fair_seq=place)
     return sa.insert(tasks).values(row).returning(tasks.c.id, tasks.c.attempt)
 
 
@@ -255,34 +288,41 @@ POSITION_CAP = 100
 
 
 @functools.cache
-def insert_with_event() -> sa.Select:
+def insert_with_event(fair: bool = True) -> sa.Select:
     """insert_with_event: `insert_task` and its `queued` event, made at `created_at`, in one
     statement (PostgreSQL); bind `event_data` too."""
-    return with_status_event(insert_task(), at=sa.bindparam("created_at", type_=tasks.c.created_at.type))
+    return with_status_event(insert_task(fair), at=sa.bindparam("created_at", type_=tasks.c.created_at.type))
 
 
 @functools.cache
 def after_submit(count_ahead: bool, notify: bool) -> sa.Select:
     """after_submit: what a submit does right after its commit, in a transaction of its own
     (PostgreSQL). With `count_ahead` it returns `ahead`: how many queued tasks of the pool come
-    before the new one (at most POSITION_CAP); bind `pool`, `priority`, `run_at`, `created_at`.
+    before the new one (`ahead`); bind `id` and `pool`.
     With `notify` it runs `notify_waiter` (bind `mark`) and returns `notified`, 1 if it found a
     waiting session, which gets its notice when this commits."""
     columns = []
     if count_ahead:
-        t = tasks.alias("ahead_of")
-        key = sa.tuple_(t.c.priority, t.c.run_at, t.c.created_at)
-        own = sa.tuple_(*(sa.bindparam(n, type_=tasks.c[n].type) for n in ("priority", "run_at", "created_at")))
-        before = (
-            sa.select(sa.literal(1))
-            .where(t.c.status == Status.QUEUED, t.c.pool == sa.bindparam("pool", type_=tasks.c.pool.type), key < own)
-            .limit(POSITION_CAP)
-            .subquery("before")
-        )
+        new = sa.bindparam("id", type_=tasks.c.id.type)
+        before = ahead(new, sa.bindparam("pool", type_=tasks.c.pool.type)).subquery("before")
         columns.append(_count(before).label("ahead"))
     if notify:
         columns.append(_count(notify_waiter().subquery("woken")).label("notified"))
     return sa.select(*columns)
+
+
+def ahead(task_id: sa.ColumnElement, pool: sa.ColumnElement) -> sa.Select:
+    """ahead: the queued tasks of a pool that come before a waiting task in claim order, at
+    most POSITION_CAP of them (a range scan of the claim index)."""
+    t, own = tasks.alias("ahead_of"), tasks.alias("own")
+    order = ("effective_priority", "fair_seq", "run_at")
+    theirs = sa.tuple_(*(t.c[name] for name in order))
+    mine = sa.tuple_(*(sa.select(own.c[name]).where(own.c.id == task_id).scalar_subquery() for name in order))
+    return (
+        sa.select(sa.literal(1))
+        .where(t.c.status == Status.QUEUED, t.c.pool == pool, t.c.id != task_id, theirs < mine)
+        .limit(POSITION_CAP)
+    )
 
 
 def _count(rows: sa.Subquery) -> sa.ScalarSelect:
@@ -360,6 +400,19 @@ def serialize_claims(pool: str) -> sa.TextClause:
     return sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=zlib.crc32(f"conveyor.claim.{pool}".encode()))
 
 
+def serialize_account_claims() -> sa.TextClause:
+    """serialize_account_claims: while any account has a running limit, claims in every pool
+    take turns (PostgreSQL), so two pools cannot both start the attempt that fills it."""
+    return sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=zlib.crc32(b"conveyor.claim.accounts"))
+
+
+def account_limits_set(default: int | None) -> sa.Select:
+    """account_limits_set: whether any account has a running limit (or a default applies)."""
+    if default is not None:
+        return sa.select(sa.true())
+    return sa.select(sa.exists().where(accounts.c.max_running.is_not(None)))
+
+
 def heartbeat(task_id: uuid.UUID, attempt: int, now: datetime.datetime, lease_until: datetime.datetime) -> sa.Update:
     """heartbeat: extend this attempt's lease; returns the cancel request, or no row once the
     attempt is no longer the live one."""
@@ -404,7 +457,7 @@ def requeue_attempt(task_id: uuid.UUID, attempt: int, **values) -> sa.Update:
             tasks.c.status == Status.RUNNING,
             tasks.c.cancel_requested_at.is_(None),
         )
-        .values(lease_until=None, status=Status.QUEUED, **values)
+        .values(lease_until=None, status=Status.QUEUED, effective_priority=tasks.c.priority, **values)
         .returning(tasks.c.id)
     )
 
@@ -430,12 +483,15 @@ def request_cancel(task_id: uuid.UUID, now: datetime.datetime) -> sa.Update:
 
 
 def requeue(task_id: uuid.UUID, now: datetime.datetime, extra_attempts: int) -> sa.Update:
-    """requeue: put a failed or cancelled task back in line, granting it more attempts."""
+    """requeue: put a failed or cancelled task back in line, at a new fair place and its own
+    priority, granting it more attempts."""
     return (
         sa.update(tasks)
         .where(tasks.c.id == task_id, tasks.c.status.in_(states.REQUESTS["retry"]))
         .values(
             status=Status.QUEUED,
+            effective_priority=tasks.c.priority,
+            fair_seq=fair_place(tasks.c.account_id, tasks.c.pool),
             run_at=now,
             updated_at=now,
             finished_at=None,
@@ -458,10 +514,26 @@ def expired_leases(now: datetime.datetime, limit: int = 500) -> sa.Select:
     )
 
 
-def eligible_counts(now: datetime.datetime) -> sa.Select:
+def age_waiting(levels: int, due_before: datetime.datetime) -> sa.Update:
+    """age_waiting: waiting tasks due since before `due_before` rise to at least `levels` above
+    their own priority (never above urgent, never down)."""
+    raised = sa.case((tasks.c.priority - levels < 0, 0), else_=tasks.c.priority - levels)
+    return (
+        sa.update(tasks)
+        .where(
+            tasks.c.status == Status.QUEUED,
+            tasks.c.effective_priority > 0,
+            tasks.c.run_at <= due_before,
+            tasks.c.effective_priority > raised,
+        )
+        .values(effective_priority=raised)
+    )
+
+
+def eligible_counts(now: datetime.datetime, account_limits: AccountLimits | None = None) -> sa.Select:
     """eligible_counts: per pool, how many waiting tasks could start now."""
     t = tasks.alias("t")
-    return sa.select(t.c.pool, sa.func.count()).where(*eligible(t, None, now)).group_by(t.c.pool)
+    return sa.select(t.c.pool, sa.func.count()).where(*eligible(t, None, now, account_limits)).group_by(t.c.pool)
 
 
 def add_event(task_id: uuid.UUID, attempt: int, kind: str, data: dict, now: datetime.datetime) -> sa.Insert:

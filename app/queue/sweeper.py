@@ -1,7 +1,8 @@
 """The sweeper: rescues attempts whose lease expired (their worker died) and publishes
 wake-ups for waiting tasks that could start now but have no message on the broker (lost
-from Redis, spent while the queue was paused, or due after a backoff). One runs at a time,
-under an advisory lock; others wait as standbys.
+from Redis, spent while the queue was paused, or due after a backoff). It also keeps the fair
+share's pool clocks and ages waiting tasks (`aging`). One runs at a time, under an advisory
+lock; others wait as standbys.
 """
 
 import datetime
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.models import Status
-from app.queue import errors, lifecycle, lock, sql
+from app.queue import aging, control, errors, lifecycle, lock, sql
 from processors import registry as registry_module
 
 log = logging.getLogger("conveyor.sweeper")
@@ -56,12 +57,15 @@ def wake_due(
     backlog: Callable[[str], int],
     ahead: int,
     notify: Callable[[str], bool] | None = None,
+    account_max_running: int | None = None,
 ) -> dict[str, int]:
     """Publish wake-ups so each pool has one message per waiting task that may start now, up
     to `ahead` messages (a worker that takes one runs tasks until the pool is empty). First
-    `notify` a worker waiting on the pool (`listen`), if one does."""
+    `notify` a worker waiting on the pool (`listen`), if one does. Tasks of an account at its
+    running limit (`account_max_running`: the default) are not counted."""
     published = {}
-    for pool, count in session.execute(sql.eligible_counts(lifecycle.now())).all():
+    limits = control.account_limits(session, account_max_running)
+    for pool, count in session.execute(sql.eligible_counts(lifecycle.now(), limits)).all():
         if notify is not None:
             notify(pool)
         missing = min(count, ahead) - backlog(pool)
@@ -71,7 +75,23 @@ def wake_due(
     return published
 
 
-def sweep_once(session_factory: orm.sessionmaker, registry, wake, backlog, ahead: int, notify=None) -> dict:
+def keep_order(session: orm.Session, aging_seconds: float) -> int:
+    """Advance the pools' fair-share clocks and age the waiting tasks; return how many rose."""
+    at = lifecycle.now()
+    session.execute(sql.advance_clocks(session.get_bind().dialect.name, at))
+    return aging.age(session, aging_seconds, at)
+
+
+def sweep_once(
+    session_factory: orm.sessionmaker,
+    registry,
+    wake,
+    backlog,
+    ahead: int,
+    notify=None,
+    aging_seconds: float = 0.0,
+    account_max_running: int | None = None,
+) -> dict:
     """Run one sweep; return what it did."""
     with session_factory() as session:
         rescued = rescue_expired(session, registry)
@@ -79,8 +99,11 @@ def sweep_once(session_factory: orm.sessionmaker, registry, wake, backlog, ahead
     for item in rescued:
         log.warning("rescued task %s: %s (%s)", item["task_id"], item["action"], item["reason"])
     with session_factory() as session:
-        woken = wake_due(session, wake, backlog, ahead, notify)
-    return {"rescued": rescued, "woken": woken}
+        risen = keep_order(session, aging_seconds)
+        session.commit()
+    with session_factory() as session:
+        woken = wake_due(session, wake, backlog, ahead, notify, account_max_running)
+    return {"rescued": rescued, "risen": risen, "woken": woken}
 
 
 def loop(
@@ -94,6 +117,8 @@ def loop(
     interval: float,
     should_stop: Callable[[], bool] = lambda: False,
     notify: Callable[[str], bool] | None = None,
+    aging_seconds: float = 0.0,
+    account_max_running: int | None = None,
 ) -> None:
     """Sweep every `interval` seconds while holding the sweeper lock; stand by otherwise."""
     holder = lock.Lock(engine, var_dir)
@@ -103,7 +128,9 @@ def loop(
             if holder.acquire() and holder.check():
                 standby_logged = False
                 try:
-                    sweep_once(session_factory, registry, wake, backlog, ahead, notify)
+                    sweep_once(
+                        session_factory, registry, wake, backlog, ahead, notify, aging_seconds, account_max_running
+                    )
                 except Exception:
                     log.exception("sweep failed; trying again in %ss", interval)
             elif not standby_logged:

@@ -151,7 +151,8 @@ def _wake_due(conveyor) -> dict[str, int]:
     # The change is committed; if the broker is down the sweeper publishes these later.
     try:
         ahead = conveyor.settings["CONVEYOR_WAKE_AHEAD"]
-        return sweeper.wake_due(db.session, conveyor.wake, conveyor.backlog, ahead, conveyor.notify_waiting)
+        limit = conveyor.settings["CONVEYOR_ACCOUNT_MAX_RUNNING"]
+        return sweeper.wake_due(db.session, conveyor.wake, conveyor.backlog, ahead, conveyor.notify_waiting, limit)
     except Exception:
         log.warning("could not publish wake-ups; the sweeper will", exc_info=True)
         return {}

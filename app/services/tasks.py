@@ -50,6 +50,7 @@ def submit(
         "parent_id": parent_id,
         "idempotency_key": idempotency_key,
         "count_ahead": count_ahead,
+        "fair": bool(conveyor.settings["CONVEYOR_FAIR_SHARE"]),
     }
     try:
         if conveyor.autocommit_engine is not None and not idempotency_key:
@@ -176,18 +177,7 @@ def position(task: models.Task) -> int | None:
         return None
     if task.ahead_at_submit is not None:
         return task.ahead_at_submit + 1
-    t = models.Task
-    ahead = (
-        sa.select(sa.literal(1))
-        .where(
-            t.status == models.Status.QUEUED,
-            t.pool == task.pool,
-            t.id != task.id,
-            sa.tuple_(t.priority, t.run_at, t.created_at) < sa.tuple_(task.priority, task.run_at, task.created_at),
-        )
-        .limit(POSITION_CAP)
-        .subquery()
-    )
+    ahead = sql.ahead(sa.literal(task.id, sa.Uuid), sa.literal(task.pool)).subquery()
     return db.session.scalar(sa.select(sa.func.count()).select_from(ahead)) + 1
 
 
