@@ -2,6 +2,7 @@
 recent starts (weighted), an account at its running limit starts nothing more, and a waiting
 task ages toward higher priority."""
 
+import datetime
 import itertools
 import time
 import uuid
@@ -56,6 +57,28 @@ def test_a_new_submit_is_placed_right_behind_the_heads_of_a_flood(backend, app, 
     _submit(account, 150)
     task = task_service.get(_submit(other, 1)[0], other.id)
     assert task_service.position(task) <= 2
+
+
+def test_a_task_due_later_keeps_its_place_after_the_pool_falls_idle(backend, app, account, processes):
+    processes.sweeper()
+    processes.worker("cpu", concurrency=1)
+    earlier = _account("c")
+    flood = _submit(account, 20, seconds=0.2)
+    helpers.wait_for(lambda: _succeeded(flood) >= 15, 60, message="most of the flood")
+    due = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=4)
+    waiting = task_service.submit("sleep", {"seconds": 0.02}, account_id=earlier.id, run_at=due)[0].id
+    helpers.wait_all(flood, timeout=60)
+    time.sleep(1.5)  # the sweeper moves the pool's clock past the flood's places
+    queue_service.stop()
+    later = _submit(_account("b"), 10)
+    helpers.wait_for(lambda: datetime.datetime.now(datetime.UTC) > due, 10, message="the task to be due")
+    queue_service.start()
+    helpers.wait_all([waiting, *later], timeout=60)
+    assert _start_order([waiting, *later])[0] == waiting, "tasks submitted later overtook a task that was due"
+
+
+def _succeeded(task_ids) -> int:
+    return sum(helpers.task(task_id).status == "succeeded" for task_id in task_ids)
 
 
 @pytest.mark.embedded
