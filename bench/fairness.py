@@ -142,6 +142,7 @@ def drain(platform: Platform, timeout: float, *workers: throughput.Worker) -> No
 def flood_figures(platform: Platform, n: int, timeout: float) -> dict:
     """B alone, A alone, then A's flood with B's tasks after it; the waits and rates."""
     figures = {}
+    platform.submit(platform.a, 200, 0.0)  # warm: connections, prepared statements, caches
     platform.reset()
     figures["enqueue"] = n / platform.submit(platform.a, n, 0.0)  # no worker runs yet
     platform.reset()
