@@ -91,6 +91,7 @@ def panel_context(task) -> dict:
     return {
         "task": task,
         "priority": Priority(task.priority).name.lower(),
+        "effective_priority": Priority(task.effective_priority).name.lower(),
         "place": place,
         "eta": task_service.eta_seconds(task, place),
         "ended": task.status in states.TERMINAL,

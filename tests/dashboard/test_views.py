@@ -282,3 +282,18 @@ def test_the_chart_counts_the_last_hour_in_slices(backend, app, keys):
     assert drawn["peak"] == 2 and drawn["total_succeeded"] == 3 and drawn["total_failed"] == 1
     last = drawn["bars"][-1]
     assert last["ok_height"] == chart.HEIGHT - chart.BOTTOM - chart.TOP and last["ok_y"] == chart.TOP
+
+
+def test_a_waiting_task_shows_the_priority_aging_raised_it_to(backend, client, keys):
+    from app.queue import sweeper
+    from app.services import queue as queue_service
+
+    queue_service.stop()  # the task stays waiting
+    sign_in(client, keys["a_member"])
+    caller = _caller(keys["a_member"])
+    task, _ = task_service.submit("sleep", {}, account_id=caller.account_id, priority="low")
+    assert "(waits at" not in client.get(f"/dashboard/tasks/{task.id}").get_data(as_text=True)
+    sweeper.keep_order(db.session, aging_seconds=0.001)  # long past one period: up to urgent
+    db.session.commit()
+    page = client.get(f"/dashboard/tasks/{task.id}").get_data(as_text=True)
+    assert "low (waits at urgent after aging)" in page
