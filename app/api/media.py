@@ -3,17 +3,16 @@ providers (`/api/voices`) and uploads (`/api/uploads`), whose reference a task t
 `source`."""
 
 import flask
-import flask_smorest
 
 from app import runtime
-from app.api import auth, files, schemas
+from app.api import auth, files, parsing, schemas
 from app.api import tasks as tasks_api
 from app.api.errors import ErrorSchema
 from app.services import uploads as upload_service
 from processors import fonts
 from processors.providers import voices
 
-blueprint = flask_smorest.Blueprint("media", __name__, url_prefix="/api", description="Fonts, voices and uploads")
+blueprint = parsing.Blueprint("media", __name__, url_prefix="/api", description="Fonts, voices and uploads")
 blueprint.before_request(auth.authenticate)
 
 # Room for the multipart envelope around the file; the file itself is held to the exact limit.
@@ -31,7 +30,7 @@ def list_fonts():
 @blueprint.route("/fonts/<name>", methods=["GET"])
 @blueprint.response(200, description="the font file")
 @blueprint.alt_response(404, schema=ErrorSchema, description="no such font")
-@blueprint.doc(responses={"200": {"content": {"font/ttf": {"schema": {"type": "string"}}}}})
+@blueprint.doc(responses={200: {"content": {"font/ttf": {"schema": {"type": "string"}}}}})
 def font_file(name: str):
     """Download a caption font's file (for previews with CSS `@font-face`)"""
     font = fonts.FONTS.get(name)
@@ -95,7 +94,7 @@ def get_upload(upload_id: str):
 @blueprint.route("/uploads/<upload_id>/file", methods=["GET"])
 @blueprint.response(200, description="the file; `Range` requests get 206")
 @blueprint.alt_response(404, schema=ErrorSchema, **UPLOAD_NOT_FOUND)
-@blueprint.doc(responses={"200": {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}})
+@blueprint.doc(responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}})
 def upload_file(upload_id: str):
     """Download an uploaded file (HTTP Range supported)"""
     found = upload_service.get(upload_id, auth.caller().account_id)

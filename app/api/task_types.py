@@ -4,15 +4,14 @@
 import dataclasses
 
 import flask
-import flask_smorest
 import marshmallow as ma
 
 from app import runtime
-from app.api import auth, schemas
+from app.api import auth, parsing, schemas
 from app.api import tasks as tasks_api
 from processors import providers
 
-blueprint = flask_smorest.Blueprint("task_types", __name__, url_prefix="/api", description="Task types")
+blueprint = parsing.Blueprint("task_types", __name__, url_prefix="/api", description="Task types")
 blueprint.before_request(auth.authenticate)
 
 
@@ -58,12 +57,10 @@ def list_types():
     return describe(conveyor.registry, conveyor.settings, converter)
 
 
-def typed_blueprint(registry) -> flask_smorest.Blueprint:
+def typed_blueprint(registry) -> parsing.Blueprint:
     """Return a new blueprint with `POST /api/<endpoint>/generate` for every registered type
     (one per app: the registry differs between apps)."""
-    typed = flask_smorest.Blueprint(
-        "typed", __name__, url_prefix="/api", description="One submit endpoint per task type"
-    )
+    typed = parsing.Blueprint("typed", __name__, url_prefix="/api", description="One submit endpoint per task type")
     typed.before_request(auth.authenticate)
     seen: dict[str, str] = {}
     for name in registry.types():
@@ -76,7 +73,7 @@ def typed_blueprint(registry) -> flask_smorest.Blueprint:
     return typed
 
 
-def _typed_view(typed: flask_smorest.Blueprint, cls):
+def _typed_view(typed: parsing.Blueprint, cls):
     camel = "".join(part.capitalize() for part in cls.type.split("_"))
     params = type(f"{camel}Params", (cls.Params,), {})
     body = type(
