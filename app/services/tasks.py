@@ -13,7 +13,7 @@ from app import models, runtime
 from app.extensions import db
 from app.queue import errors as queue_errors
 from app.queue import lifecycle, sql, states
-from app.services import errors, inputs, uploads
+from app.services import errors, inputs, sources, uploads
 from processors import errors as processor_errors
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ def submit(
     if parent_id is not None:
         get(parent_id, account_id)
     _check_uploads(conveyor.registry, type, params, account_id)
+    sources.check(conveyor.registry, type, params, conveyor.settings)
     fields = {
         "type": type,
         "params": params,
