@@ -82,15 +82,21 @@ def _typed_view(typed: parsing.Blueprint, cls):
         {"params": ma.fields.Nested(params, load_default=dict, metadata={"description": f"params of `{cls.type}`"})},
     )
 
-    @typed.arguments(body())
+    # A type whose params all have defaults may be submitted with no body at all.
+    @typed.arguments(body(), required=_needs_params(cls.Params))
     @typed.arguments(schemas.IdempotencyHeader(), location="headers")
     @typed.response(202, schemas.Submitted)
-    def view(payload: dict, headers: dict):
+    def view(payload: dict | None, headers: dict):
         # The schema above validated the body; the service validates the raw params again, as
         # it does for every submit, and stores their dumped form.
         raw_params = (flask.request.get_json(silent=True) or {}).get("params")
-        return tasks_api.submit_for_caller(cls.type, raw_params, payload, headers)
+        return tasks_api.submit_for_caller(cls.type, raw_params, payload or {}, headers)
 
     view.__name__ = f"generate_{cls.type}"
     view.__doc__ = f"Submit a `{cls.type}` task\n\n{cls.description or ''}"
     return view
+
+
+def _needs_params(params_class) -> bool:
+    """Whether a type's params have a required field (its typed endpoint then needs a body)."""
+    return any(field.required for field in params_class().fields.values())

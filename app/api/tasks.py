@@ -200,9 +200,9 @@ def artifacts(task_id: str):
 
 
 @blueprint.route("/<task_id>/artifacts/<artifact_id>", methods=["GET"])
-@blueprint.response(200, description="the file; `Range` requests get 206 with the part asked for")
+@blueprint.response(200, description="the file, with its own type; `Range` requests get 206 with the part asked for")
 @blueprint.alt_response(404, schema=ErrorSchema, description="no such task or artifact")
-@blueprint.doc(responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}})
+@blueprint.doc(responses={200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
 def download(task_id: str, artifact_id: str):
     """Download an artifact (HTTP Range supported, so a browser can seek in a video)"""
     artifact = task_service.artifact(task_id, artifact_id, auth.caller().account_id)

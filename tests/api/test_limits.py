@@ -219,3 +219,27 @@ def test_a_huge_last_event_id_is_ignored(backend, client, keys):
     assert response.status_code == 200
     after = {**headers, "Last-Event-ID": "9" * 30}
     assert client.get(f"/api/tasks/{made['task_id']}/events?format=json", headers=after).status_code == 200
+
+
+def test_an_upload_with_another_form_part_is_refused_naming_it(backend, client, keys):
+    data = {"file": (io.BytesIO(b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n"), "a.vtt"), "extra": "1"}
+    response = client.post(
+        "/api/uploads", data=data, headers=bearer(keys["a_member"]), content_type="multipart/form-data"
+    )
+    assert "extra" in _error(response, 422)["errors"]
+
+
+def test_a_typed_endpoint_needs_a_body_only_when_its_params_do(backend, client, keys):
+    member = bearer(keys["a_member"])
+    assert client.post("/api/noop/generate", headers=member).status_code == 202
+    body = _error(client.post("/api/image/generate", headers=member), 422)
+    assert "prompt" in body["errors"]["params"]
+
+
+def test_a_repeat_with_bad_params_is_refused_not_replayed(backend, client, keys):
+    headers = {**bearer(keys["a_member"]), "Idempotency-Key": "once"}
+    first = client.post("/api/tasks", json={"type": "sleep", "params": {"seconds": 1}}, headers=headers)
+    assert first.status_code == 202
+    repeat = client.post("/api/tasks", json={"type": "sleep", "params": {"seconds": "soon"}}, headers=headers)
+    assert "params" in _error(repeat, 422)["errors"]
+    assert _count() == 1

@@ -1,74 +1,59 @@
-"""The spec against the code: schemathesis generates requests for every operation in
-`/api/openapi.json`, valid ones and invalid ones, and checks every response with all its
-checks (no 5xx, documented status codes, content types, headers and schemas, invalid data
-refused, auth not ignored). Every failure is collected, so one run lists them all. Also: the
-spec passes openapi-spec-validator, and the docs pages load their locally served assets."""
+"""The spec against the code: schemathesis runs over the whole of `/api/openapi.json` as its
+command line would (`schemathesis run`: the coverage phase's edge cases, fuzzing with valid
+and invalid data, and stateful sequences that follow the spec's links), with all its checks
+but one, and must find no failure (no 5xx, documented status codes, content types, headers
+and schemas, invalid data refused, auth not ignored, deleted resources gone, created ones
+available). Every failure is collected, so one run lists them all. Also: the spec passes
+openapi-spec-validator, and the docs pages load their locally served assets."""
 
-import hypothesis
 import pytest
 import schemathesis
 from openapi_spec_validator import validate as validate_spec
-from schemathesis.core import failures
-from schemathesis.generation import GenerationMode
-from schemathesis.specs.openapi import checks
+from schemathesis import engine
+from schemathesis.engine import events
 
 from tests.api.conftest import bearer
+from tests.dashboard.conftest import server  # noqa: F401 - the app on 127.0.0.1, over real HTTP
 
 pytestmark = pytest.mark.embedded
 
-# Per operation and generation mode: about 27 operations x 2 modes x 20 = over 1,000 cases.
-EXAMPLES = 20
+EXAMPLES = 10  # per operation and phase: about 3,700 cases in all, under a minute per backend
 MIN_CASES = 1000
 # Not checked: that every schema-valid request is accepted. Some rules are the service's, not
 # the schema's (a type that exists, a pool or a type but not both, an upload id of this
-# account), and those answer 422 naming the field, which the other checks still validate.
-EXCLUDED = [checks.positive_data_acceptance]
+# account, a task in a state that allows the action), and those answer 4xx naming the field,
+# which the other checks still validate.
+EXCLUDED = ["positive_data_acceptance"]
 
 
-@pytest.mark.timeout(600)
-def test_every_operation_keeps_to_the_spec(backend, app, keys):
-    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
-    headers = bearer(keys["a_admin"])
+# Over real HTTP, not schemathesis' WSGI transport: in schemathesis 4.32 the checks that send
+# requests of their own (`ignored_auth`, ...) pass `max_redirects` to Werkzeug's test client,
+# which refuses it, and the transport leaves file responses unclosed.
+@pytest.mark.timeout(900)
+def test_every_operation_keeps_to_the_spec(backend, app, server, keys):  # noqa: F811
+    schema = schemathesis.openapi.from_url(f"{server}/api/openapi.json")
+    schema.config.update(headers=bearer(keys["a_admin"]))
+    schema.config.generation.update(max_examples=EXAMPLES, deterministic=True, database="none")
+    schema.config.checks.update(excluded_check_names=EXCLUDED)
     found: dict[str, str] = {}
-    cases = []
-    operations = [result.ok() for result in schema.get_all_operations()]
-    for operation in operations:
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            _run(operation, mode, headers, found, cases)
-    assert len(operations) >= 15, [op.label for op in operations]
-    assert len(cases) >= MIN_CASES
+    cases = 0
+    for event in engine.from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished):
+            cases += len(event.recorder.cases)
+            _record(found, event)
+        elif isinstance(event, events.NonFatalError | events.FatalError):
+            found.setdefault(f"{type(event).__name__} {getattr(event, 'label', '')}", str(event.info)[:2000])
+    assert cases >= MIN_CASES
     assert not found, "\n\n".join(f"{key}\n{detail}" for key, detail in sorted(found.items()))
 
 
-def _run(operation, mode, headers, found: dict, cases: list) -> None:
-    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-    @hypothesis.settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(hypothesis.HealthCheck),
-        phases=[hypothesis.Phase.generate],
-    )
-    def check(case):
-        # SSE streams stay open while a task waits: ask for the JSON form.
-        if case.path.endswith("/events") and isinstance(case.query, dict | None):
-            case.query = {**(case.query or {}), "format": "json"}
-        cases.append(case)
-        try:
-            case.call_and_validate(headers=headers, excluded_checks=EXCLUDED)
-        except failures.FailureGroup as group:
-            for failure in group.exceptions:
-                _record(found, operation, mode, failure, case)
-        except failures.Failure as failure:
-            _record(found, operation, mode, failure, case)
-
-    check()
-
-
-def _record(found: dict, operation, mode, failure, case) -> None:
-    key = f"{operation.label} [{mode}] {failure.title}"
-    found.setdefault(key, f"{failure.message[:600]}\n  reproduce: {case.as_curl_command()[:600]}")
+def _record(found: dict, event: events.ScenarioFinished) -> None:
+    for checks in event.recorder.checks.values():
+        for check in checks:
+            if check.failure_info is not None:
+                failure = check.failure_info.failure
+                detail = f"{failure.message[:600]}\n  reproduce: {check.failure_info.code_sample[:800]}"
+                found.setdefault(f"{event.label} [{event.phase}] {check.name}: {failure.title}", detail)
 
 
 def test_spec_passes_the_openapi_validator(backend, client):
