@@ -103,7 +103,12 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_SSE_POLL_SECONDS": (_float(0.05, 10), 0.5),
     "CONVEYOR_SSE_HEARTBEAT_SECONDS": (_float(0.1, 300), 15.0),
     "CONVEYOR_UPLOAD_MAX_BYTES": (_int(1, 2**40), 500 * 2**20),
+    # Any other request body (JSON, dashboard forms): a larger one is a 413 before it is read.
+    "CONVEYOR_MAX_BODY_BYTES": (_int(1024, 2**30), 2**20),
     "CONVEYOR_SECRET_KEY": (_str, None),
+    # `Secure` on the dashboard's session cookie: on for servers, off on SQLite (one machine,
+    # plain http on 127.0.0.1).
+    "CONVEYOR_SECURE_COOKIES": (_int(0, 1), lambda env: int(not _sqlite_so_far(env))),
     "CONVEYOR_AUTH_CACHE_SECONDS": (_float(0, 300), 5.0),
     "CONVEYOR_ETA_CACHE_SECONDS": (_float(0, 300), 5.0),
     "CONVEYOR_DB_POOL_SIZE": (_int(1, 200), 10),
@@ -174,6 +179,10 @@ def _embedded_so_far(values: dict) -> bool:
     return database.startswith("sqlite:") and broker.startswith("filesystem:")
 
 
+def _sqlite_so_far(values: dict) -> bool:
+    return str(values.get("DATABASE_URL", "")).startswith("sqlite:")
+
+
 def _derived(values: dict) -> dict:
     """Return the Flask and extension settings that follow from ours."""
     url = values["DATABASE_URL"]
@@ -189,4 +198,8 @@ def _derived(values: dict) -> dict:
         "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        # Werkzeug refuses a larger body (413) from its Content-Length before reading it, and
+        # stops reading a chunked one there; uploads raise it for their own request.
+        "MAX_CONTENT_LENGTH": values["CONVEYOR_MAX_BODY_BYTES"],
+        "SESSION_COOKIE_SECURE": bool(values["CONVEYOR_SECURE_COOKIES"]),
     }

@@ -14,7 +14,8 @@ A processor is a class with:
 `run` reports progress with `ctx.progress(percent, stage, message)`, which also raises
 `Cancelled` once the task is cancelled; stores files with `ctx.artifact(path, kind)`; works in
 `ctx.workdir`; gets an uploaded source file with `ctx.fetch_upload(upload_id)` (a type
-whose params refer to uploads declares them in `uploads`, so they are checked on submit);
+whose params refer to uploads declares them in `uploads`, and one that downloads URLs declares
+them in `urls`, so they are checked on submit);
 raises `RetryableError` or `PermanentError` (see `processors.errors`). It must
 never return a placeholder for work it could not do: raise instead.
 """
@@ -223,6 +224,12 @@ class Processor:
     def uploads(cls, params: dict) -> dict[str, tuple[str, frozenset[str]]]:
         """Return the uploads loaded `params` refer to, as field path (`source.upload_id`) ->
         (upload id, kinds the field accepts: video, audio, image, subtitles)."""
+        return {}
+
+    @classmethod
+    def urls(cls, params: dict) -> dict[str, str]:
+        """Return the URLs loaded `params` will download, as field path (`source.url`) -> URL,
+        so that a submit refuses the ones the download would (private addresses)."""
         return {}
 
     @classmethod

@@ -54,3 +54,12 @@ def test_policy_override_for_unknown_type_stops_the_start(tmp_path):
         app_package.create_app(
             {"CONVEYOR_POLICIES": '{"nope": {"max_attempts": 2}}', "CONVEYOR_VAR_DIR": str(tmp_path)}
         )
+
+
+def test_the_body_limit_is_1_mib_and_checked(tmp_path):
+    settings = config.load({"CONVEYOR_VAR_DIR": str(tmp_path)})
+    assert settings["CONVEYOR_MAX_BODY_BYTES"] == settings["MAX_CONTENT_LENGTH"] == 2**20
+    assert config.load({"CONVEYOR_MAX_BODY_BYTES": "65536"})["MAX_CONTENT_LENGTH"] == 65536
+    for bad in ("0", "lots", str(2**31)):
+        with pytest.raises(config.ConfigError, match="CONVEYOR_MAX_BODY_BYTES"):
+            config.load({"CONVEYOR_MAX_BODY_BYTES": bad, "CONVEYOR_VAR_DIR": str(tmp_path)})

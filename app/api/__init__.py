@@ -4,7 +4,7 @@ SSE, and the OpenAPI spec with its docs pages (assets served from `static/vendor
 import flask
 import flask_smorest
 
-from app.api import admin, auth, errors, health, media, task_types, tasks
+from app.api import admin, auth, errors, health, media, parsing, task_types, tasks
 
 SPEC = {
     "API_TITLE": "Conveyor",
@@ -35,6 +35,7 @@ def init_app(app: flask.Flask, registry) -> Api:
     spec and docs pages, the vendored assets and the error handlers on `app`."""
     for key, value in SPEC.items():
         app.config.setdefault(key, value)
+    app.request_class = parsing.Request  # the dashboard's forms are held to the body limit too
     app.register_blueprint(health.blueprint)
     app.register_blueprint(
         flask.Blueprint("api_static", __name__, static_folder="static", static_url_path="/api/static")

@@ -2,13 +2,11 @@
 every account's tasks, stop and start (whole queue, a pool or a type), concurrency limits,
 and cleanup with its report."""
 
-import flask_smorest
-
-from app.api import auth, schemas
+from app.api import auth, parsing, schemas
 from app.api import tasks as tasks_api
 from app.services import queue as queue_service
 
-blueprint = flask_smorest.Blueprint(
+blueprint = parsing.Blueprint(
     "queue", __name__, url_prefix="/api/tasks/queue", description="Queue administration (admin role)"
 )
 blueprint.before_request(auth.authenticate_admin)

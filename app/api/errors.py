@@ -85,6 +85,8 @@ def _http_error(exc: exceptions.HTTPException):
     message = data.get("message") or exc.description or exc.name
     if status == 422 and errors:
         message = "invalid request: " + ", ".join(sorted(errors))
+    if status == 413 and isinstance(exc, exceptions.RequestEntityTooLarge):
+        message = f"the request body is larger than the limit of {flask.request.max_content_length} bytes"
     response = respond(status, message, errors)
     for name, value in exc.get_response().headers.items() if status in (405, 416) else ():
         if name in ("Allow", "Content-Range"):

@@ -3,22 +3,23 @@ providers (`/api/voices`) and uploads (`/api/uploads`), whose reference a task t
 `source`."""
 
 import flask
-import flask_smorest
 
 from app import runtime
-from app.api import auth, files, schemas
+from app.api import auth, files, parsing, schemas
 from app.api import tasks as tasks_api
 from app.api.errors import ErrorSchema
+from app.services import errors as service_errors
 from app.services import uploads as upload_service
 from processors import fonts
 from processors.providers import voices
 
-blueprint = flask_smorest.Blueprint("media", __name__, url_prefix="/api", description="Fonts, voices and uploads")
+blueprint = parsing.Blueprint("media", __name__, url_prefix="/api", description="Fonts, voices and uploads")
 blueprint.before_request(auth.authenticate)
 
 # Room for the multipart envelope around the file; the file itself is held to the exact limit.
 MULTIPART_SLACK = 64 * 1024
 UPLOAD_NOT_FOUND = {"description": "no such upload in your account"}
+FILE = {"schema": {"type": "string", "format": "binary"}}
 
 
 @blueprint.route("/fonts", methods=["GET"])
@@ -31,7 +32,7 @@ def list_fonts():
 @blueprint.route("/fonts/<name>", methods=["GET"])
 @blueprint.response(200, description="the font file")
 @blueprint.alt_response(404, schema=ErrorSchema, description="no such font")
-@blueprint.doc(responses={"200": {"content": {"font/ttf": {"schema": {"type": "string"}}}}})
+@blueprint.doc(responses={200: {"content": {mime: FILE for mime in ("font/ttf", "font/otf")}}})
 def font_file(name: str):
     """Download a caption font's file (for previews with CSS `@font-face`)"""
     font = fonts.FONTS.get(name)
@@ -57,11 +58,20 @@ def list_voices():
 def upload(form: dict):
     """Upload a source file (multipart field `file`); use the answer's `source` as a task's
     `source` param. The content decides the kind, not the name."""
+    _refuse_other_parts()
     caller = auth.caller()
     given = form["file"]
     return upload_service.create(
         given.stream, given.filename or "", account_id=caller.account_id, user_id=caller.user_id
     )
+
+
+def _refuse_other_parts() -> None:
+    # The form has one part, `file`: another is a 422 naming it, as unknown JSON fields are.
+    others = sorted(set(flask.request.form) | (set(flask.request.files) - {"file"}))
+    if others:
+        unknown = {name: ["Unknown field."] for name in others}
+        raise service_errors.Invalid("invalid request: " + ", ".join(others), unknown)
 
 
 @blueprint.before_request
@@ -93,9 +103,9 @@ def get_upload(upload_id: str):
 
 
 @blueprint.route("/uploads/<upload_id>/file", methods=["GET"])
-@blueprint.response(200, description="the file; `Range` requests get 206")
+@blueprint.response(200, description="the file, with the type its content says; `Range` requests get 206")
 @blueprint.alt_response(404, schema=ErrorSchema, **UPLOAD_NOT_FOUND)
-@blueprint.doc(responses={"200": {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}})
+@blueprint.doc(responses={200: {"content": {"*/*": FILE}}})
 def upload_file(upload_id: str):
     """Download an uploaded file (HTTP Range supported)"""
     found = upload_service.get(upload_id, auth.caller().account_id)

@@ -1,11 +1,13 @@
 """Marshmallow schemas of the API's requests and responses (they are the OpenAPI spec too).
 
-Request bodies refuse unknown fields (a typo is a 422 naming it); query strings and headers
-ignore what they do not know.
+Request bodies and query strings refuse unknown fields (a typo is a 422 naming it); headers
+ignore what they do not know. Inputs are read with `fields` (text, datetimes and JSON objects
+with the limits every input needs).
 """
 
 import marshmallow as ma
 
+from app.api import fields
 from app.models import Priority, Status
 
 PRIORITIES = [p.name.lower() for p in Priority]
@@ -19,26 +21,31 @@ class Body(ma.Schema):
 
 class Query(ma.Schema):
     class Meta:
+        unknown = ma.RAISE
+
+
+class Headers(ma.Schema):
+    class Meta:
         unknown = ma.EXCLUDE
 
 
 class SubmitOptions(Body):
     """What every submit may say besides the type and its params."""
 
-    priority = ma.fields.String(
+    priority = fields.Text(
         validate=ma.validate.OneOf(PRIORITIES), metadata={"description": "default: the type's policy"}
     )
-    run_at = ma.fields.AwareDateTime(metadata={"description": "start no earlier than this (ISO 8601 with zone)"})
+    run_at = fields.UtcDateTime(metadata={"description": "start no earlier than this (ISO 8601 with zone)"})
     parent_id = ma.fields.UUID(metadata={"description": "a task of the same account this one belongs to"})
 
 
 class TaskSubmit(SubmitOptions):
-    type = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
-    params = ma.fields.Dict(load_default=dict, metadata={"description": "the type's params; see /api/task-types"})
+    type = fields.Text(required=True, validate=ma.validate.Length(min=1, max=64))
+    params = fields.JsonObject(load_default=dict, metadata={"description": "the type's params; see /api/task-types"})
 
 
-class IdempotencyHeader(Query):
-    idempotency_key = ma.fields.String(
+class IdempotencyHeader(Headers):
+    idempotency_key = fields.Text(
         data_key="Idempotency-Key",
         validate=ma.validate.Length(min=1, max=200),
         metadata={"description": "repeat a submit safely: the same key in the account returns the first task"},
@@ -56,11 +63,11 @@ class Submitted(ma.Schema):
 
 
 class TaskFilter(Query):
-    type = ma.fields.String()
-    status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
-    priority = ma.fields.String(validate=ma.validate.OneOf(PRIORITIES))
-    created_after = ma.fields.AwareDateTime()
-    created_before = ma.fields.AwareDateTime()
+    type = fields.Text(validate=ma.validate.Length(max=64))
+    status = fields.Text(validate=ma.validate.OneOf(STATUSES))
+    priority = fields.Text(validate=ma.validate.OneOf(PRIORITIES))
+    created_after = fields.UtcDateTime()
+    created_before = fields.UtcDateTime()
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100000))
     page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
 
@@ -140,8 +147,8 @@ class CancelResult(ma.Schema):
 
 
 class EventQuery(Query):
-    format = ma.fields.String(validate=ma.validate.OneOf(["sse", "json"]), load_default="sse")
-    after = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0))
+    format = fields.Text(validate=ma.validate.OneOf(["sse", "json"]), load_default="sse")
+    after = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0, max=fields.MAX_ID))
     limit = ma.fields.Integer(load_default=500, validate=ma.validate.Range(min=1, max=5000))
 
 
@@ -181,12 +188,12 @@ class TaskType(ma.Schema):
 
 
 class Scope(Query):
-    pool = ma.fields.String()
-    type = ma.fields.String()
+    pool = fields.Text(validate=ma.validate.Length(max=64))
+    type = fields.Text(validate=ma.validate.Length(max=64))
 
 
 class Limit(Body):
-    type = ma.fields.String(required=True)
+    type = fields.Text(required=True, validate=ma.validate.Length(min=1, max=64))
     limit = ma.fields.Integer(
         required=True,
         allow_none=True,
@@ -195,11 +202,14 @@ class Limit(Body):
     )
 
 
+STUCK_AFTER_MAX = 366 * 86400.0
+
+
 class CleanupRequest(Body):
     stuck_after = ma.fields.Float(
         allow_none=True,
-        validate=ma.validate.Range(min=1),
-        metadata={"description": "also end tasks silent this long (s)"},
+        validate=ma.validate.Range(min=1, max=STUCK_AFTER_MAX),
+        metadata={"description": "also end tasks silent this long (s), at most a year"},
     )
 
 

@@ -4,15 +4,14 @@
 import dataclasses
 
 import flask
-import flask_smorest
 import marshmallow as ma
 
 from app import runtime
-from app.api import auth, schemas
+from app.api import auth, parsing, schemas
 from app.api import tasks as tasks_api
 from processors import providers
 
-blueprint = flask_smorest.Blueprint("task_types", __name__, url_prefix="/api", description="Task types")
+blueprint = parsing.Blueprint("task_types", __name__, url_prefix="/api", description="Task types")
 blueprint.before_request(auth.authenticate)
 
 
@@ -58,12 +57,10 @@ def list_types():
     return describe(conveyor.registry, conveyor.settings, converter)
 
 
-def typed_blueprint(registry) -> flask_smorest.Blueprint:
+def typed_blueprint(registry) -> parsing.Blueprint:
     """Return a new blueprint with `POST /api/<endpoint>/generate` for every registered type
     (one per app: the registry differs between apps)."""
-    typed = flask_smorest.Blueprint(
-        "typed", __name__, url_prefix="/api", description="One submit endpoint per task type"
-    )
+    typed = parsing.Blueprint("typed", __name__, url_prefix="/api", description="One submit endpoint per task type")
     typed.before_request(auth.authenticate)
     seen: dict[str, str] = {}
     for name in registry.types():
@@ -76,7 +73,7 @@ def typed_blueprint(registry) -> flask_smorest.Blueprint:
     return typed
 
 
-def _typed_view(typed: flask_smorest.Blueprint, cls):
+def _typed_view(typed: parsing.Blueprint, cls):
     camel = "".join(part.capitalize() for part in cls.type.split("_"))
     params = type(f"{camel}Params", (cls.Params,), {})
     body = type(
@@ -85,15 +82,21 @@ def _typed_view(typed: flask_smorest.Blueprint, cls):
         {"params": ma.fields.Nested(params, load_default=dict, metadata={"description": f"params of `{cls.type}`"})},
     )
 
-    @typed.arguments(body())
+    # A type whose params all have defaults may be submitted with no body at all.
+    @typed.arguments(body(), required=_needs_params(cls.Params))
     @typed.arguments(schemas.IdempotencyHeader(), location="headers")
     @typed.response(202, schemas.Submitted)
-    def view(payload: dict, headers: dict):
+    def view(payload: dict | None, headers: dict):
         # The schema above validated the body; the service validates the raw params again, as
         # it does for every submit, and stores their dumped form.
         raw_params = (flask.request.get_json(silent=True) or {}).get("params")
-        return tasks_api.submit_for_caller(cls.type, raw_params, payload, headers)
+        return tasks_api.submit_for_caller(cls.type, raw_params, payload or {}, headers)
 
     view.__name__ = f"generate_{cls.type}"
     view.__doc__ = f"Submit a `{cls.type}` task\n\n{cls.description or ''}"
     return view
+
+
+def _needs_params(params_class) -> bool:
+    """Whether a type's params have a required field (its typed endpoint then needs a body)."""
+    return any(field.required for field in params_class().fields.values())

@@ -4,15 +4,14 @@ JSON) and artifacts (downloads with Range). Every query is scoped to the caller'
 import math
 
 import flask
-import flask_smorest
 
 from app import runtime
-from app.api import auth, files, schemas, stream
+from app.api import auth, fields, files, parsing, schemas, stream
 from app.api.errors import ErrorSchema
 from app.extensions import db
 from app.services import tasks as task_service
 
-blueprint = flask_smorest.Blueprint("tasks", __name__, url_prefix="/api/tasks", description="Tasks of your account")
+blueprint = parsing.Blueprint("tasks", __name__, url_prefix="/api/tasks", description="Tasks of your account")
 blueprint.before_request(auth.authenticate)
 
 TASK_NOT_FOUND = {"description": "no such task in your account"}
@@ -150,7 +149,7 @@ def delete(task_id: str):
 )
 @blueprint.alt_response(404, schema=ErrorSchema, **TASK_NOT_FOUND)
 @blueprint.doc(
-    responses={"200": {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
     parameters=[
         {
             "in": "header",
@@ -186,7 +185,10 @@ def events(query: dict, task_id: str):
 
 def _last_event_id(after: int) -> int:
     raw = flask.request.headers.get("Last-Event-ID", "").strip()
-    return int(raw) if raw.isdigit() else after
+    # isdigit() also takes other scripts' digits; int() of more than 4,300 digits raises.
+    if raw.isascii() and raw.isdigit() and len(raw) <= len(str(fields.MAX_ID)):
+        return min(int(raw), fields.MAX_ID)
+    return after
 
 
 @blueprint.route("/<task_id>/artifacts", methods=["GET"])
@@ -198,9 +200,9 @@ def artifacts(task_id: str):
 
 
 @blueprint.route("/<task_id>/artifacts/<artifact_id>", methods=["GET"])
-@blueprint.response(200, description="the file; `Range` requests get 206 with the part asked for")
+@blueprint.response(200, description="the file, with its own type; `Range` requests get 206 with the part asked for")
 @blueprint.alt_response(404, schema=ErrorSchema, description="no such task or artifact")
-@blueprint.doc(responses={"200": {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}})
+@blueprint.doc(responses={200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
 def download(task_id: str, artifact_id: str):
     """Download an artifact (HTTP Range supported, so a browser can seek in a video)"""
     artifact = task_service.artifact(task_id, artifact_id, auth.caller().account_id)

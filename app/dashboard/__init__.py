@@ -50,6 +50,8 @@ def init_app(app: flask.Flask) -> flask.Blueprint:
     # answer with the API's JSON 404 rather than the dashboard's page.
     parent.add_url_rule("/<path:unknown>", "unknown", _unknown, methods=["GET", "POST"])
     app.register_blueprint(parent)
+    # Only the dashboard reads the session; `Secure` follows CONVEYOR_SECURE_COOKIES (config.py).
+    app.config["SESSION_COOKIE_PATH"] = parent.url_prefix
     app.session_interface = session.DashboardCookies(parent.url_prefix)
     return parent
 

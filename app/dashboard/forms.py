@@ -166,7 +166,7 @@ def _value(field: Field, form) -> Any:
     if field.widget == "json":
         try:
             return json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise ValueError(f"not valid JSON: {exc}") from None
     return raw
 

@@ -77,20 +77,22 @@ def submit(
     """
     if type not in registry:
         raise errors.UnknownTaskType(f"unknown task type {type!r}")
+    cls = registry.processor_class(type)
+    policy = registry.policy(type)
+    # Checked before a repeat is looked up: a repeat with bad input is refused like any submit.
+    stored = cls.dump_params(cls.load_params(params))
+    rank = parse_priority(priority, policy.priority)
     if idempotency_key:
         existing = _by_key(session, account_id, idempotency_key)
         if existing is not None:
             return existing, False
-    cls = registry.processor_class(type)
-    policy = registry.policy(type)
-    stored = cls.dump_params(cls.load_params(params))
     at = now()
     task = models.Task(
         id=uuid.uuid4(),
         type=type,
         pool=policy.pool,
         status=Status.QUEUED,
-        priority=parse_priority(priority, policy.priority),
+        priority=rank,
         params=stored,
         max_attempts=policy.max_attempts,
         run_at=run_at or at,

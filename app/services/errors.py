@@ -46,3 +46,16 @@ class UnsupportedMedia(ServiceError):
 
     status = 415
     code = "unsupported_media_type"
+
+
+def nested(flat: dict[str, list[str]]) -> dict:
+    """Return field errors by dotted path (`source.url`) nested as marshmallow nests them
+    (`{"source": {"url": [...]}}`)."""
+    found: dict = {}
+    for path, messages in flat.items():
+        node = found
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = messages
+    return found

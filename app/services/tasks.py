@@ -13,7 +13,7 @@ from app import models, runtime
 from app.extensions import db
 from app.queue import errors as queue_errors
 from app.queue import lifecycle, sql, states
-from app.services import errors, uploads
+from app.services import errors, inputs, sources, uploads
 from processors import errors as processor_errors
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,11 @@ def submit(
     the submit statement can count at no extra round trip. Raises errors.Invalid naming each
     bad field."""
     conveyor = runtime.current()
+    _check_storable(params, idempotency_key)
     if parent_id is not None:
         get(parent_id, account_id)
     _check_uploads(conveyor.registry, type, params, account_id)
+    sources.check(conveyor.registry, type, params, conveyor.settings)
     fields = {
         "type": type,
         "params": params,
@@ -85,6 +87,17 @@ def _wake(conveyor, task: models.Task, connection=None, look: bool = True) -> No
         conveyor.wake_after_commit(task.pool, 1, delay)
     else:
         conveyor.nudge_after_commit(task.pool, connection, notify=look)
+
+
+def _check_storable(params: dict | None, idempotency_key: str | None) -> None:
+    """Refuse params (and a key) the database cannot store as given (`inputs`), whichever way
+    they came in: the API's schemas check the generic submit already, not the typed endpoints'
+    raw params, the dashboard's forms or the CLI."""
+    problems = inputs.json_problems(params) if isinstance(params, dict | list) else {}
+    if problems:
+        raise errors.Invalid("invalid params", {"params": problems})
+    if idempotency_key is not None and (why := inputs.text_problem(idempotency_key)):
+        raise errors.Invalid("invalid Idempotency-Key", {"Idempotency-Key": [why]})
 
 
 def _check_uploads(registry, type: str, params: dict | None, account_id: uuid.UUID) -> None:

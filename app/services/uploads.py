@@ -196,7 +196,7 @@ def check_references(references: dict[str, tuple[str, frozenset[str]]], account_
         if upload.kind not in kinds:
             problems[field] = [f"the upload is {upload.kind}; this field takes {', '.join(sorted(kinds))}"]
     if problems:
-        raise errors.Invalid("invalid params", {"params": _nest(problems)})
+        raise errors.Invalid("invalid params", {"params": errors.nested(problems)})
 
 
 def safe_name(filename: str, extension: str) -> str:
@@ -204,18 +204,6 @@ def safe_name(filename: str, extension: str) -> str:
     stem = pathlib.PurePath((filename or "").replace("\\", "/")).stem
     stem = _UNSAFE_NAME.sub("_", stem).strip(" ._")[:200] or "upload"
     return f"{stem}.{extension}"
-
-
-def _nest(flat: dict[str, list[str]]) -> dict:
-    # "source.upload_id" -> {"source": {"upload_id": [...]}}, the shape marshmallow errors have.
-    nested: dict = {}
-    for path, messages in flat.items():
-        node = nested
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = messages
-    return nested
 
 
 class _HashingReader:

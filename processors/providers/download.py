@@ -7,13 +7,14 @@ its duration (measured with ffprobe), then fetches subtitles and captions that c
 source. Everything it writes in `dest_dir` is named `source.*`; on any failure those files,
 `.part` leftovers included, are removed.
 
-Private addresses are refused unless allowed: the URL's host, and then every host yt-dlp chose
-to fetch from (the final page after redirects, the media, the subtitle tracks), must resolve
-only to public addresses. Known limits of this check: an HTTP redirect is followed before its
-target is checked (the request to it is made, its answer is not used), redirects while fetching
-the media itself and the segments of HLS/DASH manifests are not checked, and a host whose DNS
-answer changes between the check and the connection (DNS rebinding) is not caught. Deployments
-that need a hard guarantee should also block private ranges at the network level.
+Private addresses are refused unless allowed: the URL's host (checked at submit too, with
+`submit_refusal`, the same rule), and then every host yt-dlp chose to fetch from (the final
+page after redirects, the media, the subtitle tracks), must resolve only to public addresses.
+Known limits of this check: an HTTP redirect is followed before its target is checked (the
+request to it is made, its answer is not used), redirects while fetching the media itself and
+the segments of HLS/DASH manifests are not checked, and a host whose DNS answer changes between
+the check and the connection (DNS rebinding) is not caught. Deployments that need a hard
+guarantee should also block private ranges at the network level.
 
 yt-dlp is used as a library, which reads no configuration file (only its command line does),
 no browser cookies and writes no cache; its messages go to the task's logger, never the console.
@@ -124,12 +125,37 @@ def download(
 def check_url(url: str, *, allow_private: bool = False) -> None:
     """Raise PermanentError unless `url` is http(s) to a host with only public addresses."""
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise errors.PermanentError(f"only http and https URLs can be downloaded, not {url!r}")
-    if not parts.hostname:
-        raise errors.PermanentError(f"the URL {url!r} has no host")
+    problem = _url_problem(parts, url)
+    if problem:
+        raise errors.PermanentError(problem)
     if not allow_private:
         _check_host(parts.hostname)
+
+
+def submit_refusal(url: str, *, allow_private: bool = False) -> str | None:
+    """Return why a task that downloads `url` is refused before it is stored, or None.
+
+    The rule of `check_url`, which the download applies again when the task runs, except that
+    a host that cannot be resolved now is not refused here: the download tells a lasting
+    failure from a passing one (and retries the latter).
+    """
+    parts = urllib.parse.urlsplit(url)
+    problem = _url_problem(parts, url)
+    if problem or allow_private:
+        return problem
+    try:
+        addresses = _resolve(parts.hostname)
+    except errors.ProcessorError:
+        return None
+    return None if all(_is_public(address) for address in addresses) else _private(parts.hostname)
+
+
+def _url_problem(parts: urllib.parse.SplitResult, url: str) -> str | None:
+    if parts.scheme not in ("http", "https"):
+        return f"only http and https URLs can be downloaded, not {url!r}"
+    if not parts.hostname:
+        return f"the URL {url!r} has no host"
+    return None
 
 
 def _download(url, dest_dir, ctx, max_seconds, max_bytes, allow_private, on_progress, languages) -> Download:
@@ -317,17 +343,24 @@ def _message(err: BaseException) -> str:
 
 def _check_host(host: str) -> None:
     """Raise PermanentError if `host` resolves to any non-public address."""
+    if not all(_is_public(address) for address in _resolve(host)):
+        raise errors.PermanentError(_private(host))
+
+
+def _resolve(host: str) -> set[str]:
+    """Return the addresses of `host`; raise RetryableError if DNS fails for now,
+    PermanentError if the name does not resolve."""
     try:
         found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         if exc.errno == socket.EAI_AGAIN:
             raise errors.RetryableError(f"cannot resolve {host} for now: {exc}") from exc
         raise errors.PermanentError(f"the source is unavailable: cannot resolve {host}: {exc}") from exc
-    for address in {item[4][0] for item in found}:
-        if not _is_public(address):
-            raise errors.PermanentError(
-                f"refusing to download from {host}: it resolves to a private address ({PRIVATE_HINT})"
-            )
+    return {item[4][0] for item in found}
+
+
+def _private(host: str) -> str:
+    return f"refusing to download from {host}: it resolves to a private address ({PRIVATE_HINT})"
 
 
 def _is_public(address: str) -> bool:

@@ -83,6 +83,11 @@ class VideoClipProcessor(base.Processor):
             found["source.subtitles_upload_id"] = (str(source["subtitles_upload_id"]), frozenset({"subtitles"}))
         return found
 
+    @classmethod
+    def urls(cls, params: dict) -> dict[str, str]:
+        url = params["source"].get("url")
+        return {"source.url": url} if url else {}
+
     def run(self, params: dict, ctx: base.Context) -> dict:
         ctx.progress(0, "probing")
         media, subtitle_files, title = self._source(params["source"], ctx)

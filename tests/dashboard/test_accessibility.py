@@ -4,7 +4,7 @@ and every form control has a label."""
 
 from app.services import accounts
 from app.services import tasks as task_service
-from tests.dashboard.test_browser import Watched, sign_in
+from tests.dashboard.test_browser import Watched, settings, sign_in  # noqa: F401 - settings: plain http
 
 PAGES = ["/dashboard/", "/dashboard/tasks", "/dashboard/new", "/dashboard/new/sleep", "/dashboard/admin"]
 

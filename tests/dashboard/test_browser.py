@@ -24,7 +24,9 @@ TASK_URL = re.compile(r"/dashboard/tasks/[0-9a-f-]{36}$")
 
 @pytest.fixture
 def settings(settings) -> dict:
-    return {**settings, "CONVEYOR_SSE_POLL_SECONDS": "0.2"}
+    # Served over plain http on 127.0.0.1: no `Secure` on the session cookie (the PostgreSQL
+    # backend would turn it on by default).
+    return {**settings, "CONVEYOR_SSE_POLL_SECONDS": "0.2", "CONVEYOR_SECURE_COOKIES": "0"}
 
 
 class Watched:

@@ -45,7 +45,7 @@ def test_sign_in_checks_the_key_and_the_csrf_token(backend, client, keys):
         "/dashboard/signin", data={"api_key": keys["a_member"], "csrf_token": token, "next": "https://evil.example/"}
     )
     assert answer.status_code == 303 and answer.headers["Location"] == "/dashboard/"
-    cookie = client.get_cookie("session")
+    cookie = client.get_cookie("session", path="/dashboard")  # only the dashboard reads it
     assert cookie.http_only and cookie.same_site == "Lax" and keys["a_member"] not in cookie.value
     page = client.get("/dashboard/")
     assert page.status_code == 200 and "Overview" in page.get_data(as_text=True)
