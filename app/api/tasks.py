@@ -7,7 +7,7 @@ import flask
 import flask_smorest
 
 from app import runtime
-from app.api import auth, files, schemas, stream
+from app.api import auth, files, limits, schemas, stream
 from app.api.errors import ErrorSchema
 from app.extensions import db
 from app.services import tasks as task_service
@@ -16,6 +16,22 @@ blueprint = flask_smorest.Blueprint("tasks", __name__, url_prefix="/api/tasks", 
 blueprint.before_request(auth.authenticate)
 
 TASK_NOT_FOUND = {"description": "no such task in your account"}
+# The refusals every submit endpoint may answer, for the spec.
+SUBMIT_REFUSALS = {
+    403: "a priority your role may not use (`errors` names `priority`)",
+    429: "`code: quota` (the body names `quota` and `limit`) or `code: rate_limit` (with `Retry-After`)",
+}
+
+
+def submit_refusals(bp):
+    """Document the submit refusals (403, 429) on a submit endpoint of blueprint `bp`."""
+
+    def document(view):
+        for status, description in SUBMIT_REFUSALS.items():
+            view = bp.alt_response(status, schema=ErrorSchema, description=description)(view)
+        return view
+
+    return document
 
 
 def submitted(task, created: bool) -> tuple[dict, int]:
@@ -37,6 +53,7 @@ def submitted(task, created: bool) -> tuple[dict, int]:
 @blueprint.arguments(schemas.TaskSubmit())
 @blueprint.arguments(schemas.IdempotencyHeader(), location="headers")
 @blueprint.response(202, schemas.Submitted)
+@submit_refusals(blueprint)
 def submit(body: dict, headers: dict):
     """Submit a task of any type
 
@@ -50,6 +67,7 @@ def submit(body: dict, headers: dict):
 def submit_for_caller(type: str, params, options: dict, headers: dict) -> tuple[dict, int]:
     """Submit a task for the caller with the options every submit endpoint takes."""
     caller = auth.caller()
+    limits.check_submit(caller)
     task, created = task_service.submit(
         type,
         params,
@@ -60,6 +78,7 @@ def submit_for_caller(type: str, params, options: dict, headers: dict) -> tuple[
         parent_id=options.get("parent_id"),
         idempotency_key=headers.get("idempotency_key"),
         count_ahead=True,
+        role=caller.role,
     )
     return submitted(task, created)
 

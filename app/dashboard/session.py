@@ -120,6 +120,17 @@ def require_admin():
     return None
 
 
+def require_operator():
+    """Before-request hook of platform-wide pages: `require_caller`, then 403 for anyone but
+    an operator (an account admin included)."""
+    refused = require_caller()
+    if refused is not None:
+        return refused
+    if not caller().is_operator:
+        return pages.error(403, "This page needs the operator role.")
+    return None
+
+
 def template_globals() -> dict:
     """What every dashboard template may use: the caller and the CSRF token."""
     if not flask.current_app.secret_key:

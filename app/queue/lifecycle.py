@@ -12,7 +12,7 @@ from sqlalchemy import orm
 
 from app import models
 from app.models import Priority, Status
-from app.queue import errors, listen, prepared, sql
+from app.queue import errors, listen, prepared, quota, sql
 from processors import errors as processor_errors
 from processors import registry as registry_module
 
@@ -62,6 +62,7 @@ def submit(
     idempotency_key: str | None = None,
     count_ahead: bool = False,
     notify: bool = False,
+    max_waiting: int | None = None,
 ) -> tuple[models.Task, bool]:
     """Validate and add a task; return it and whether it is new.
 
@@ -71,7 +72,10 @@ def submit(
     one (`task.ahead_at_submit`); with `notify`, if the task is due now, notify one worker
     waiting for its pool (`queue.listen`; `task.notified_at_submit`: whether one was waiting,
     None if it did not look).
-    Raises UnknownTaskType, processors.errors.InvalidParams or ValueError (priority).
+    `max_waiting`: the platform's default waiting quota; with it, an account at its quota
+    (`queue.quota`) gets QuotaExceeded, though a repeated idempotency key still gets its task.
+    Raises UnknownTaskType, processors.errors.InvalidParams, ValueError (priority) or
+    QuotaExceeded.
     """
     if type not in registry:
         raise errors.UnknownTaskType(f"unknown task type {type!r}")
@@ -82,13 +86,16 @@ def submit(
     cls = registry.processor_class(type)
     policy = registry.policy(type)
     stored = cls.dump_params(cls.load_params(params))
+    priority_number = parse_priority(priority, policy.priority)
+    if max_waiting is not None:
+        quota.check_waiting(session, account_id, max_waiting)
     at = now()
     task = models.Task(
         id=uuid.uuid4(),
         type=type,
         pool=policy.pool,
         status=Status.QUEUED,
-        priority=parse_priority(priority, policy.priority),
+        priority=priority_number,
         params=stored,
         max_attempts=policy.max_attempts,
         run_at=run_at or at,
