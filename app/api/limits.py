@@ -110,9 +110,18 @@ def _count() -> None:
 def check_submit(caller: accounts.Caller, cost: int = 1) -> None:
     """Count `cost` submits of `caller` against its key's and its account's rates; raise
     flask_limiter.RateLimitExceeded (answered as 429 `rate_limit`) if either is spent."""
-    flask.g.setdefault(CALLER, caller)
-    flask.g.setdefault(COST, cost)
+    setattr(flask.g, CALLER, caller)
+    setattr(flask.g, COST, cost)
     _count()
+    _headers_show_the_tightest()
+
+
+def _headers_show_the_tightest() -> None:
+    # flask-limiter's headers describe the first limit it checked; a client wants the one it
+    # will run out of first.
+    context = limiter.context
+    if len(context.view_rate_limits) > 1:
+        context.view_rate_limit = min(context.view_rate_limits, key=lambda limit: limit.remaining)
 
 
 def _refused(exc: flask_limiter.RateLimitExceeded) -> flask.Response:
