@@ -72,6 +72,13 @@ def test_run_serves_the_embedded_default_and_submit_wait_succeeds(tmp_path):
         assert key.startswith("cvk_") and key in (tmp_path / "run.log").read_text()
         listed = httpx.get(f"http://127.0.0.1:{port}/api/tasks", headers={"Authorization": f"Bearer {key}"})
         assert listed.status_code == 200 and listed.json()["meta"]["total"] == 1
+        # It is an operator's key: whoever runs the platform may stop the whole queue.
+        me = httpx.get(f"http://127.0.0.1:{port}/api/account", headers={"Authorization": f"Bearer {key}"})
+        assert me.json()["role"] == "operator" and me.json()["name"] == "local"
+        status = httpx.get(
+            f"http://127.0.0.1:{port}/api/tasks/queue/status", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert status.status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/api/docs").status_code == 200
         family = _descendants(run.pid)
         assert len(family) >= 3, "run starts a worker per pool and the sweeper"
