@@ -37,6 +37,8 @@ def test_a_repeated_idempotency_key_gets_its_task_even_at_the_quota(backend, cli
     first = client.post("/api/tasks", json={"type": "noop"}, headers=headers).get_json()
     again = client.post("/api/tasks", json={"type": "noop"}, headers=headers)
     assert again.status_code == 202 and again.get_json()["task_id"] == first["task_id"]
+    other = {**headers, "Idempotency-Key": "another"}
+    assert client.post("/api/tasks", json={"type": "noop"}, headers=other).status_code == 429
 
 
 def test_the_platform_default_quota_applies_to_accounts_without_their_own(backend, app, client, keys):
@@ -105,3 +107,11 @@ def test_configure_refuses_bad_values_naming_each(backend, app, keys):
         accounts.configure(name, weight=0, max_waiting=-1, submit_rate="lots")
     assert set(refused.value.errors) == {"weight", "max_waiting", "submit_rate"}
     assert _account_of(keys["a_member"]).weight == 1.0
+
+
+def test_the_spec_documents_the_submit_refusals(backend, client, keys):
+    spec = client.get("/api/openapi.json").get_json()
+    for path in ("/api/tasks", "/api/sleep/generate"):
+        responses = spec["paths"][path]["post"]["responses"]
+        assert {"403", "429"} <= set(responses), path
+    assert "/api/account" in spec["paths"]
