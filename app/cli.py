@@ -65,9 +65,16 @@ def init_app(app: flask.Flask) -> None:
         app.cli.add_command(command)
 
 
+# Exit code of a submit refused by a quota (1: other errors, 2: bad usage, 3: cancelled).
+EXIT_QUOTA = 4
+
+
 def _fail(exc: errors.ServiceError) -> None:
     detail = f" {json.dumps(exc.errors)}" if exc.errors else ""
-    raise click.ClickException(f"{exc.message}{detail}")
+    failure = click.ClickException(f"{exc.message}{detail}")
+    if isinstance(exc, errors.QuotaExceeded):
+        failure.exit_code = EXIT_QUOTA
+    raise failure
 
 
 # --- processes -------------------------------------------------------------------------------
@@ -576,9 +583,109 @@ def create_account(name) -> None:
     click.echo(f"created account {account.name} ({account.id})")
 
 
+class _LimitOrDefault(click.ParamType):
+    """A whole number from 0, or `default` (also `none`): take the platform default back."""
+
+    name = "N|default"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value is None:
+            return value
+        if str(value).lower() in ("default", "none"):
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a whole number or 'default'", param, ctx)
+        if number < 0:
+            self.fail("must be 0 or more", param, ctx)
+        return number
+
+
+class _RateOrDefault(click.ParamType):
+    """A rate like 50/second, or `default` (also `none`)."""
+
+    name = "RATE|default"
+
+    def convert(self, value, param, ctx):
+        if value is None or str(value).lower() in ("default", "none"):
+            return None
+        try:
+            return config_module.parse_rate(value)
+        except ValueError as exc:
+            self.fail(f"{value!r}: {exc}", param, ctx)
+
+
+@accounts_group.command("set")
+@click.argument("name")
+@click.option("--weight", type=click.FloatRange(min=0, min_open=True, max=1000), help="Fair-share weight.")
+@click.option("--max-waiting", type=_LimitOrDefault(), help="Most tasks waiting at once ('default': the platform's).")
+@click.option("--max-running", type=_LimitOrDefault(), help="Most attempts running at once, on all workers.")
+@click.option("--submit-rate", type=_RateOrDefault(), help="Submits of all its keys, e.g. 20/second.")
+@click.option("--allow-urgent/--no-allow-urgent", default=None, help="Whether members may submit urgent tasks.")
+@with_appcontext
+def set_account(name, **options) -> None:
+    """Change account NAME's weight, quotas, submit rate or urgent tasks; show the result."""
+    given = {field: value for field, value in options.items() if value is not None}
+    given.update({field: None for field in _defaults_asked()})
+    if not given:
+        raise click.UsageError("give at least one setting to change (see --help)")
+    try:
+        account = accounts.configure(name, **given)
+    except errors.Invalid as exc:
+        raise click.UsageError(f"{exc.message} {json.dumps(exc.errors)}") from exc
+    except errors.ServiceError as exc:
+        _fail(exc)
+    _show(accounts.describe(account))
+
+
+def _defaults_asked() -> list[str]:
+    # `--max-waiting default` converts to None, which click cannot tell from "not given".
+    ctx = click.get_current_context()
+    fields = ("max_waiting", "max_running", "submit_rate")
+    return [f for f in fields if ctx.get_parameter_source(f).name == "COMMANDLINE" and ctx.params[f] is None]
+
+
+@accounts_group.command("show")
+@click.argument("name")
+@with_appcontext
+def show_account(name) -> None:
+    """Show account NAME's settings (with the defaults in force) and usage."""
+    try:
+        account = accounts.account(name)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    _show(accounts.describe(account))
+
+
+@accounts_group.command("list")
+@with_appcontext
+def list_accounts() -> None:
+    """List accounts with their settings and usage, one a line."""
+    for account in accounts.list_accounts():
+        info = accounts.describe(account)
+        quotas, use = info["quotas"], info["usage"]
+        click.echo(
+            f"{account.name}  weight {account.weight:g}  waiting {use['waiting']}/{quotas['max_waiting']['value']}"
+            f"  running {use['running']}/{quotas['max_running']['value'] or '-'}"
+            f"  rate {quotas['submit_rate']['value']}  urgent {'yes' if account.allow_urgent else 'no'}"
+        )
+
+
+def _show(info: dict) -> None:
+    click.echo(f"account       {info['name']} ({info['id']})")
+    click.echo(f"weight        {info['weight']:g}")
+    click.echo(f"allow urgent  {'yes' if info['allow_urgent'] else 'no'}")
+    for field, shown in info["quotas"].items():
+        value = "none" if shown["value"] is None else shown["value"]
+        click.echo(f"{field:<14}{value}{' (default)' if shown['default'] else ''}")
+    click.echo(f"waiting       {info['usage']['waiting']}")
+    click.echo(f"running       {info['usage']['running']}")
+
+
 @click.group("users")
 def users_group() -> None:
-    """Users of an account, with a role: admin or member."""
+    """Users of an account, with a role: operator (the platform), admin (the account) or member."""
 
 
 @users_group.command("create")

@@ -81,6 +81,28 @@ def _str(raw: Any) -> str:
     return str(raw)
 
 
+def parse_rate(raw: Any) -> str:
+    """Return a rate like `50/second` or `1000 per hour` unchanged; ValueError if it is not one
+    rate (flask-limiter's notation, one limit)."""
+    import limits  # the rate-limit notation's own parser
+
+    text = str(raw).strip()
+    try:
+        parsed = limits.parse_many(text)
+    except ValueError:
+        parsed = []
+    if len(parsed) != 1 or parsed[0].amount < 1:
+        raise ValueError("must be one rate like 50/second, 600/minute or 1000 per hour")
+    return text
+
+
+def _rate_storage(env: dict) -> str:
+    # Limits shared by every API process: Redis when the broker is Redis; memory on the
+    # embedded default (one machine, counted per process).
+    broker = str(env.get("BROKER_URL", ""))
+    return broker if broker.startswith(("redis://", "rediss://")) else "memory://"
+
+
 # name -> (parser, default). A default of None means "unset"; callables are computed.
 SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_VAR_DIR": (_str, lambda env: str(pathlib.Path.cwd() / "var")),
@@ -97,8 +119,6 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_FAIR_SHARE": (_int(0, 1), 1),
     # A waiting task rises one priority level per this many seconds due (0: no aging).
     "CONVEYOR_AGING_SECONDS": (_float(0, 30 * 86400), 300.0),
-    # Concurrent attempts per account, across all workers, unless the account sets its own.
-    "CONVEYOR_ACCOUNT_MAX_RUNNING": (_int(0, 1_000_000), None),
     "CONVEYOR_PREPARED_STATEMENTS": (_int(0, 1), 1),
     "CONVEYOR_SSE_POLL_SECONDS": (_float(0.05, 10), 0.5),
     "CONVEYOR_SSE_HEARTBEAT_SECONDS": (_float(0.1, 300), 15.0),
@@ -142,6 +162,13 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_STT_MODEL": (_str, "whisper-1"),
     "CONVEYOR_IMAGE_MODEL": (_str, "dall-e-3"),
     "CONVEYOR_TTS_MODEL": (_str, "tts-1"),
+    # Tenancy: defaults for accounts that set none (`manage.py accounts set`).
+    "CONVEYOR_ACCOUNT_MAX_WAITING": (_int(0, 10**9), 10000),
+    "CONVEYOR_ACCOUNT_MAX_RUNNING": (_int(1, 10**6), None),
+    "CONVEYOR_SUBMIT_RATE": (parse_rate, "50/second"),
+    "CONVEYOR_SUBMIT_BURST": (_int(1, 10**6), 100),
+    "CONVEYOR_ACCOUNT_SUBMIT_RATE": (parse_rate, lambda env: env.get("CONVEYOR_SUBMIT_RATE", "50/second")),
+    "CONVEYOR_RATE_LIMIT_STORAGE": (_str, _rate_storage),
 }
 
 

@@ -111,6 +111,8 @@ def settings(backend, tmp_path) -> dict:
         "CONVEYOR_PROCESSORS": plugins.PATHS,
         "CONVEYOR_PLUGINS": "0",
         "CONVEYOR_POLICIES": "{}",
+        # Tests submit fast; the rate limits have their own tests with low rates.
+        "CONVEYOR_SUBMIT_RATE": "100000/second",
     }
 
 

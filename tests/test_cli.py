@@ -72,6 +72,13 @@ def test_run_serves_the_embedded_default_and_submit_wait_succeeds(tmp_path):
         assert key.startswith("cvk_") and key in (tmp_path / "run.log").read_text()
         listed = httpx.get(f"http://127.0.0.1:{port}/api/tasks", headers={"Authorization": f"Bearer {key}"})
         assert listed.status_code == 200 and listed.json()["meta"]["total"] == 1
+        # It is an operator's key: whoever runs the platform may stop the whole queue.
+        me = httpx.get(f"http://127.0.0.1:{port}/api/account", headers={"Authorization": f"Bearer {key}"})
+        assert me.json()["role"] == "operator" and me.json()["name"] == "local"
+        status = httpx.get(
+            f"http://127.0.0.1:{port}/api/tasks/queue/status", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert status.status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/api/docs").status_code == 200
         family = _descendants(run.pid)
         assert len(family) >= 3, "run starts a worker per pool and the sweeper"
@@ -265,3 +272,39 @@ def test_uploads_purge_keeps_the_uploads_waiting_tasks_need(backend, settings, a
     refused = _cli(settings, "uploads", "purge", "--older-than", "-2")
     assert refused.returncode == 2 and "Invalid value for '--older-than'" in refused.stderr
     assert upload_service.count(account) == 2
+
+
+@pytest.mark.embedded
+def test_accounts_set_checks_its_values_and_show_lists_them(backend, settings, app):
+    assert _cli(settings, "accounts", "create", "acme").returncode == 0
+    for bad in (
+        ["--weight", "0"],
+        ["--max-waiting", "-3"],
+        ["--max-running", "many"],
+        ["--submit-rate", "fast"],
+        [],
+    ):
+        refused = _cli(settings, "accounts", "set", "acme", *bad)
+        assert refused.returncode == 2 and "Error" in refused.stderr, (bad, refused.stderr)
+    unknown = _cli(settings, "accounts", "set", "nobody", "--weight", "2")
+    assert unknown.returncode == 1 and "no account 'nobody'" in unknown.stderr
+    args = ["--weight", "2.5", "--max-waiting", "1", "--max-running", "3", "--submit-rate", "20/second"]
+    done = _cli(settings, "accounts", "set", "acme", *args, "--allow-urgent")
+    assert done.returncode == 0, done.stderr
+    shown = _cli(settings, "accounts", "show", "acme").stdout
+    for line in ("weight        2.5", "allow urgent  yes", "max_waiting   1\n", "max_running   3\n", "20/second\n"):
+        assert line in shown, (line, shown)
+    back = _cli(settings, "accounts", "set", "acme", "--max-waiting", "default", "--no-allow-urgent")
+    assert back.returncode == 0 and "max_waiting   10000 (default)" in back.stdout and "allow urgent  no" in back.stdout
+    listed = _cli(settings, "accounts", "list").stdout
+    assert any(line.startswith("acme  weight 2.5  waiting 0/10000") for line in listed.splitlines()), listed
+
+
+@pytest.mark.embedded
+def test_cli_submit_over_the_quota_exits_4_naming_it(backend, settings, app):
+    assert _cli(settings, "accounts", "create", "small").returncode == 0
+    assert _cli(settings, "accounts", "set", "small", "--max-waiting", "1").returncode == 0
+    first = _cli(settings, "tasks", "submit", "noop", "--account", "small", "--priority", "urgent")
+    assert first.returncode == 0, "the command line acts as the platform: urgent is allowed"
+    refused = _cli(settings, "tasks", "submit", "noop", "--account", "small")
+    assert refused.returncode == 4 and "max_waiting" in refused.stderr

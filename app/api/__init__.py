@@ -4,7 +4,7 @@ SSE, and the OpenAPI spec with its docs pages (assets served from `static/vendor
 import flask
 import flask_smorest
 
-from app.api import admin, auth, errors, health, media, parsing, task_types, tasks
+from app.api import account, admin, auth, errors, health, limits, media, parsing, task_types, tasks
 
 SPEC = {
     "API_TITLE": "Conveyor",
@@ -40,7 +40,9 @@ def init_app(app: flask.Flask, registry) -> Api:
     app.register_blueprint(
         flask.Blueprint("api_static", __name__, static_folder="static", static_url_path="/api/static")
     )
+    limits.init_app(app)
     api = Api(app)
+    api.register_blueprint(account.blueprint)
     api.register_blueprint(admin.blueprint)
     api.register_blueprint(tasks.blueprint)
     api.register_blueprint(task_types.blueprint)

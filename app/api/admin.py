@@ -1,15 +1,28 @@
-"""`/api/tasks/queue/...`: queue administration for callers with the `admin` role: status,
-every account's tasks, stop and start (whole queue, a pool or a type), concurrency limits,
-and cleanup with its report."""
+"""`/api/tasks/queue/...`: queue administration. Platform-wide views (status, stop and start
+of the whole queue, a pool or a type, concurrency limits, cleanup with its report) need the
+`operator` role; `list` also serves an account `admin`, scoped to its own account's tasks
+(an operator sees every account's, or one with `?account=`)."""
+
+import flask
 
 from app.api import auth, parsing, schemas
 from app.api import tasks as tasks_api
+from app.api.errors import ErrorSchema
+from app.services import accounts
 from app.services import queue as queue_service
 
 blueprint = parsing.Blueprint(
-    "queue", __name__, url_prefix="/api/tasks/queue", description="Queue administration (admin role)"
+    "queue", __name__, url_prefix="/api/tasks/queue", description="Queue administration (operator role)"
 )
-blueprint.before_request(auth.authenticate_admin)
+# Views an account admin may use too, scoped to its account.
+ACCOUNT_ADMIN_VIEWS = ("queue.list_all",)
+
+
+@blueprint.before_request
+def _authorize():
+    if flask.request.endpoint in ACCOUNT_ADMIN_VIEWS:
+        return auth.authenticate_admin()
+    return auth.authenticate_operator()
 
 
 @blueprint.route("/status", methods=["GET"])
@@ -25,11 +38,27 @@ def status():
 
 
 @blueprint.route("/list", methods=["GET"])
-@blueprint.arguments(schemas.TaskFilter(), location="query")
+@blueprint.arguments(schemas.QueueTaskFilter(), location="query")
 @blueprint.response(200, schemas.TaskPage)
+@blueprint.alt_response(404, schema=ErrorSchema, description="no such account (`account`)")
 def list_all(query: dict):
-    """Every account's tasks, newest first"""
-    return tasks_api.page_of(None, query)
+    """Tasks, newest first: every account's for an operator (one account's with `?account=`),
+    the caller's own account's for an account admin"""
+    name = query.pop("account", None)
+    caller = auth.caller()
+    if not caller.is_operator:
+        return tasks_api.page_of(caller.account_id, query) if name in (None, _own_name(caller)) else _empty(query)
+    return tasks_api.page_of(accounts.account(name).id if name else None, query)
+
+
+def _own_name(caller) -> str:
+    return accounts.get(caller.account_id).name
+
+
+def _empty(query: dict) -> dict:
+    # Another account's name from an account admin: nothing, as if it had no tasks (no 403
+    # or 404 that would confirm the account exists).
+    return tasks_api.page_body([], query["page"], query["page_size"], 0)
 
 
 @blueprint.route("/stop", methods=["POST"])

@@ -1,8 +1,9 @@
-"""Bearer-key authentication and the admin role, for API views.
+"""Bearer-key authentication and the roles, for API views.
 
 `authenticate` runs before every view of a protected blueprint: no key or an unknown or
 revoked key is a 401 (with `WWW-Authenticate: Bearer`). On admin blueprints,
-`authenticate_admin` also makes a member's call a 403. Views read the caller with `caller()`;
+`authenticate_admin` also makes a member's call a 403, and `authenticate_operator` any call
+but an operator's (platform-wide actions). Views read the caller with `caller()`;
 every query they make is scoped to the caller's account, so another account's task is a 404,
 never a 403 that confirms it exists.
 """
@@ -42,6 +43,17 @@ def authenticate_admin():
         return refused
     if flask.request.method != "OPTIONS" and not caller().is_admin:
         return errors.respond(403, "this needs the admin role")
+    return None
+
+
+def authenticate_operator():
+    """Before-request hook of platform-wide views: `authenticate`, then 403 for any caller
+    who is not an operator (an account admin included)."""
+    refused = authenticate()
+    if refused is not None:
+        return refused
+    if flask.request.method != "OPTIONS" and not caller().is_operator:
+        return errors.respond(403, "this needs the operator role (platform-wide)")
     return None
 
 

@@ -57,6 +57,7 @@ _NAMES = {
     409: "conflict",
     413: "too_large",
     422: "invalid",
+    429: "rate_limit",
     500: "internal",
     503: "unavailable",
 }
@@ -70,7 +71,10 @@ def _code(status: int) -> str:
 
 
 def _service_error(exc: service_errors.ServiceError):
-    return respond(exc.status, exc.message, exc.errors, exc.code)
+    response = respond(exc.status, exc.message, exc.errors, exc.code)
+    if exc.extra:  # additive: a quota answer also names `quota`, `limit` and `current`
+        response.set_data(flask.json.dumps({**response.get_json(), **exc.extra}))
+    return response
 
 
 def _http_error(exc: exceptions.HTTPException):

@@ -12,6 +12,7 @@ from app.models import Priority, Status
 
 PRIORITIES = [p.name.lower() for p in Priority]
 STATUSES = [str(s) for s in Status]
+ROLES = ["operator", "admin", "member"]
 
 
 class Body(ma.Schema):
@@ -350,3 +351,37 @@ class UploadPage(ma.Schema):
 class PageQuery(Query):
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100000))
     page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
+
+
+class QueueTaskFilter(TaskFilter):
+    account = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "an account's name (operators only; an account admin sees its own)"},
+    )
+
+
+class InForce(ma.Schema):
+    value = ma.fields.Raw(allow_none=True, metadata={"description": "the value in force; null: no limit"})
+    default = ma.fields.Boolean(required=True, metadata={"description": "true: the platform default"})
+
+
+class Quotas(ma.Schema):
+    max_waiting = ma.fields.Nested(InForce, required=True)
+    max_running = ma.fields.Nested(InForce, required=True)
+    submit_rate = ma.fields.Nested(InForce, required=True, metadata={"description": "per account, all keys"})
+    key_submit_rate = ma.fields.Nested(InForce, required=True, metadata={"description": "per key"})
+
+
+class Usage(ma.Schema):
+    waiting = ma.fields.Integer(required=True)
+    running = ma.fields.Integer(required=True)
+
+
+class AccountInfo(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    name = ma.fields.String(required=True)
+    weight = ma.fields.Float(required=True, metadata={"description": "fair-share weight"})
+    allow_urgent = ma.fields.Boolean(required=True, metadata={"description": "members may submit urgent"})
+    quotas = ma.fields.Nested(Quotas, required=True)
+    usage = ma.fields.Nested(Usage, required=True)
+    role = ma.fields.String(required=True, metadata={"description": "the caller's role", "enum": ROLES})

@@ -86,6 +86,7 @@ def _typed_view(typed: parsing.Blueprint, cls):
     @typed.arguments(body(), required=_needs_params(cls.Params))
     @typed.arguments(schemas.IdempotencyHeader(), location="headers")
     @typed.response(202, schemas.Submitted)
+    @tasks_api.submit_refusals(typed)
     def view(payload: dict | None, headers: dict):
         # The schema above validated the body; the service validates the raw params again, as
         # it does for every submit, and stores their dumped form.

@@ -6,7 +6,7 @@ import math
 import flask
 
 from app import runtime
-from app.api import auth, fields, files, parsing, schemas, stream
+from app.api import auth, fields, files, limits, parsing, schemas, stream
 from app.api.errors import ErrorSchema
 from app.extensions import db
 from app.services import tasks as task_service
@@ -15,6 +15,22 @@ blueprint = parsing.Blueprint("tasks", __name__, url_prefix="/api/tasks", descri
 blueprint.before_request(auth.authenticate)
 
 TASK_NOT_FOUND = {"description": "no such task in your account"}
+# The refusals every submit endpoint may answer, for the spec.
+SUBMIT_REFUSALS = {
+    403: "a priority your role may not use (`errors` names `priority`)",
+    429: "`code: quota` (the body names `quota` and `limit`) or `code: rate_limit` (with `Retry-After`)",
+}
+
+
+def submit_refusals(bp):
+    """Document the submit refusals (403, 429) on a submit endpoint of blueprint `bp`."""
+
+    def document(view):
+        for status, description in SUBMIT_REFUSALS.items():
+            view = bp.alt_response(status, schema=ErrorSchema, description=description)(view)
+        return view
+
+    return document
 
 
 def submitted(task, created: bool) -> tuple[dict, int]:
@@ -36,6 +52,7 @@ def submitted(task, created: bool) -> tuple[dict, int]:
 @blueprint.arguments(schemas.TaskSubmit())
 @blueprint.arguments(schemas.IdempotencyHeader(), location="headers")
 @blueprint.response(202, schemas.Submitted)
+@submit_refusals(blueprint)
 def submit(body: dict, headers: dict):
     """Submit a task of any type
 
@@ -49,6 +66,7 @@ def submit(body: dict, headers: dict):
 def submit_for_caller(type: str, params, options: dict, headers: dict) -> tuple[dict, int]:
     """Submit a task for the caller with the options every submit endpoint takes."""
     caller = auth.caller()
+    limits.check_submit(caller)
     task, created = task_service.submit(
         type,
         params,
@@ -59,6 +77,7 @@ def submit_for_caller(type: str, params, options: dict, headers: dict) -> tuple[
         parent_id=options.get("parent_id"),
         idempotency_key=headers.get("idempotency_key"),
         count_ahead=True,
+        role=caller.role,
     )
     return submitted(task, created)
 

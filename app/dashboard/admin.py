@@ -1,6 +1,7 @@
-"""The admin page (admin role only): stop and start the queue, a pool or a type; set per-type
-concurrency limits; run cleanup and show its report. Each action calls `app.services.queue`,
-as `/api/tasks/queue/...` does, with the API's own request checks."""
+"""The admin page (operator role only: every action here is platform-wide): stop and start
+the queue, a pool or a type; set per-type concurrency limits; run cleanup and show its report.
+Each action calls `app.services.queue`, as `/api/tasks/queue/...` does, with the API's own
+request checks."""
 
 import flask
 import marshmallow as ma
@@ -13,7 +14,7 @@ from app.services import queue as queue_service
 from processors.policy import POOLS
 
 blueprint = flask.Blueprint("admin", __name__)
-blueprint.before_request(session.require_admin)
+blueprint.before_request(session.require_operator)
 
 
 @blueprint.route("/admin")

@@ -1,6 +1,7 @@
 """The overview page: counts by status, type and priority, the last hour's throughput and
-failures, workers seen recently, what is paused, and the oldest waiting task. Admins see the
-whole queue (`queue.status()`, as `/api/tasks/queue/status`); members see their account."""
+failures, workers seen recently, what is paused, and the oldest waiting task. Operators see
+the whole queue (`queue.status()`, as `/api/tasks/queue/status`); account admins and members
+see their account. Everyone sees their account's quotas and usage (as `/api/account`)."""
 
 import flask
 
@@ -8,6 +9,7 @@ from app.dashboard import chart, session, stats
 from app.extensions import db
 from app.models import Priority
 from app.queue import control, lifecycle
+from app.services import accounts
 from app.services import queue as queue_service
 
 blueprint = flask.Blueprint("overview", __name__)
@@ -32,17 +34,18 @@ def live():
 def figures() -> dict:
     """Return what the overview shows to the signed-in caller."""
     caller = session.caller()
-    if caller.is_admin:
+    if caller.is_operator:
         status = queue_service.status()
     else:
         status = {**stats.counts(caller.account_id), "paused": control.paused(db.session), "workers": None}
     oldest = stats.oldest_waiting(caller.account_id)
     waited = (lifecycle.now() - oldest.created_at).total_seconds() if oldest else None
     return {
-        "scope": "all accounts" if caller.is_admin else "your account",
+        "scope": "all accounts" if caller.is_operator else "your account",
+        "account": accounts.describe(accounts.get(caller.account_id)),
         "status": status,
         "priorities": [p.name.lower() for p in Priority],
-        "chart": chart.bars(stats.throughput(None if caller.is_admin else caller.account_id)),
+        "chart": chart.bars(stats.throughput(None if caller.is_operator else caller.account_id)),
         "oldest": oldest,
         "oldest_seconds": waited,
     }

@@ -110,13 +110,14 @@ def require_caller():
     return flask.redirect(target)
 
 
-def require_admin():
-    """Before-request hook: `require_caller`, then 403 for a member."""
+def require_operator():
+    """Before-request hook of platform-wide pages: `require_caller`, then 403 for anyone but
+    an operator (an account admin included)."""
     refused = require_caller()
     if refused is not None:
         return refused
-    if not caller().is_admin:
-        return pages.error(403, "This page needs the admin role.")
+    if not caller().is_operator:
+        return pages.error(403, "This page needs the operator role.")
     return None
 
 

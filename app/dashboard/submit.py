@@ -1,11 +1,13 @@
 """The New task pages: pick a type, then fill the form generated from its params schema (as
 `/api/task-types` describes it). The form is submitted through `tasks.submit`, the same call
-the API makes, and the errors it reports are shown next to their fields."""
+the API makes, with the same rate limits (`app.api.limits`), and the errors it reports
+(priority refused, quota, rate limit) are shown next to their fields."""
 
 import flask
+import flask_limiter
 
 from app import runtime
-from app.api import schemas, task_types
+from app.api import limits, schemas, task_types
 from app.dashboard import forms, pages, session
 from app.services import errors
 from app.services import tasks as task_service
@@ -39,13 +41,20 @@ def new(type_name: str):
         return _form(found, fields, status=422)
     caller = session.caller()
     try:
+        limits.check_submit(caller)
         task, _created = task_service.submit(
             type_name,
             params,
             account_id=caller.account_id,
             user_id=caller.user_id,
             priority=posted.get("priority") or None,
+            role=caller.role,
         )
+    except flask_limiter.RateLimitExceeded as exc:
+        message = f"Too many submits ({exc.limit.limit}); try again in a moment."
+        return _form(found, fields, [message], status=429)
+    except (errors.Forbidden, errors.QuotaExceeded) as exc:
+        return _form(found, fields, [] if exc.errors else [exc.message], exc.errors, status=exc.status)
     except errors.Invalid as exc:
         unplaced = forms.place(fields, exc.errors.get("params", {}))
         other = {key: value for key, value in exc.errors.items() if key != "params"}

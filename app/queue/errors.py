@@ -18,3 +18,11 @@ class InvalidTransition(QueueError):
 
 class StaleAttempt(QueueError):
     """This attempt is no longer the task's live one; its writes are refused."""
+
+
+class QuotaExceeded(QueueError):
+    """The account is at one of its quotas; the task was not stored."""
+
+    def __init__(self, quota: str, limit: int, current: int, message: str | None = None):
+        super().__init__(message or f"the account has {current} waiting tasks, its {quota} quota is {limit}")
+        self.quota, self.limit, self.current = quota, limit, current

@@ -12,7 +12,7 @@ from sqlalchemy import orm
 
 from app import models
 from app.models import Priority, Status
-from app.queue import errors, listen, prepared, sql
+from app.queue import errors, listen, prepared, quota, sql
 from processors import errors as processor_errors
 from processors import registry as registry_module
 
@@ -63,6 +63,7 @@ def submit(
     count_ahead: bool = False,
     notify: bool = False,
     fair: bool = True,
+    max_waiting: int | None = None,
 ) -> tuple[models.Task, bool]:
     """Validate and add a task; return it and whether it is new.
 
@@ -73,7 +74,10 @@ def submit(
     waiting for its pool (`queue.listen`; `task.notified_at_submit`: whether one was waiting,
     None if it did not look). `fair` (`CONVEYOR_FAIR_SHARE`): the task takes its account's fair
     place in the pool (`sql.fair_place`); without it, first come, first served.
-    Raises UnknownTaskType, processors.errors.InvalidParams or ValueError (priority).
+    `max_waiting`: the platform's default waiting quota; with it, an account at its quota
+    (`queue.quota`) gets QuotaExceeded, though a repeated idempotency key still gets its task.
+    Raises UnknownTaskType, processors.errors.InvalidParams, ValueError (priority) or
+    QuotaExceeded.
     """
     if type not in registry:
         raise errors.UnknownTaskType(f"unknown task type {type!r}")
@@ -86,6 +90,8 @@ def submit(
         existing = _by_key(session, account_id, idempotency_key)
         if existing is not None:
             return existing, False
+    if max_waiting is not None:
+        quota.check_waiting(session, account_id, max_waiting)
     at = now()
     task = models.Task(
         id=uuid.uuid4(),

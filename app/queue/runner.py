@@ -182,7 +182,8 @@ class Runner:
 
     def _submit_child(self, row, type: str, params: dict, key: str):
         """Store a child task of `row` and wake its pool; the key makes a retried parent's
-        repeat return the same child. Raises PermanentError for bad params or type."""
+        repeat return the same child. Raises PermanentError for bad params or type,
+        RetryableError when the account is at its waiting quota."""
         with self.session_factory() as session:
             try:
                 child, created = lifecycle.submit(
@@ -194,9 +195,13 @@ class Runner:
                     parent_id=row.id,
                     idempotency_key=f"child:{row.id}:{key}",
                     fair=bool(self.settings["CONVEYOR_FAIR_SHARE"]),
+                    max_waiting=self.settings["CONVEYOR_ACCOUNT_MAX_WAITING"],
                 )
             except (errors.UnknownTaskType, processor_errors.InvalidParams) as exc:
                 raise processor_errors.PermanentError(f"child task {key!r}: {exc}") from exc
+            except errors.QuotaExceeded as exc:
+                # The quota frees as the account's tasks start: the parent retries by its policy.
+                raise processor_errors.RetryableError(f"child task {key!r}: quota {exc.quota}: {exc}") from exc
             session.commit()
             child_id, pool, run_at = child.id, child.pool, child.run_at
         if created:

@@ -536,6 +536,22 @@ def eligible_counts(now: datetime.datetime, account_limits: AccountLimits | None
     return sa.select(t.c.pool, sa.func.count()).where(*eligible(t, None, now, account_limits)).group_by(t.c.pool)
 
 
+def waiting_quota(account_id: uuid.UUID, default: int) -> sa.Select:
+    """waiting_quota: the account's waiting-task quota (its own, else `default`) and its waiting
+    tasks, counted to at most quota + 1 on ix_tasks_account_queued, so the cost is bounded by
+    the quota, not by the backlog."""
+    cap = sa.select(sa.func.coalesce(accounts.c.max_waiting, default)).where(accounts.c.id == account_id)
+    cap = cap.scalar_subquery()
+    queued = (
+        sa.select(sa.literal(1))
+        .where(tasks.c.account_id == account_id, tasks.c.status == Status.QUEUED)
+        .limit(sa.func.coalesce(cap, default) + 1)
+        .subquery()
+    )
+    waiting = sa.select(sa.func.count()).select_from(queued).scalar_subquery()
+    return sa.select(sa.func.coalesce(cap, default).label("cap"), waiting.label("waiting"))
+
+
 def add_event(task_id: uuid.UUID, attempt: int, kind: str, data: dict, now: datetime.datetime) -> sa.Insert:
     """add_event: append one event; its id orders the task's history."""
     return sa.insert(events).values(task_id=task_id, attempt=attempt, kind=kind, data=data, created_at=now)

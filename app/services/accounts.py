@@ -1,4 +1,9 @@
-"""Accounts, users and API keys: creating them, and turning a bearer key into a caller.
+"""Accounts, users and API keys: creating them, an account's settings (fair-share weight,
+quotas, submit rate, urgent tasks) with its usage, and turning a bearer key into a caller.
+
+Roles: `operator` runs the platform (the whole queue, pools, limits, every account); an
+account's `admin` manages that account (its tasks, users and keys, urgent priority); a
+`member` submits and manages its account's tasks.
 
 A key looks like `cvk_<prefix>_<secret>`. Only its SHA-256 digest is stored (the key is 32
 random bytes, so a fast hash is enough; there is nothing to brute-force), and the plain key is
@@ -14,12 +19,15 @@ import uuid
 
 import sqlalchemy as sa
 
-from app import models, runtime
+from app import config, models, runtime
 from app.extensions import db
+from app.models import Status
 from app.services import errors
 
 LOCAL = "local"
-ROLES = ("admin", "member")
+ROLES = ("operator", "admin", "member")
+# What `configure` may change, each with its check.
+SETTABLE = ("weight", "max_waiting", "max_running", "submit_rate", "allow_urgent")
 KEY_PREFIX = "cvk_"
 # last_used_at is written at most this often per key, not on every request.
 LAST_USED_RESOLUTION = datetime.timedelta(minutes=1)
@@ -35,8 +43,14 @@ class Caller:
     key_id: uuid.UUID
 
     @property
+    def is_operator(self) -> bool:
+        """Platform-wide: the whole queue, pools, limits, cleanup, every account's tasks."""
+        return self.role == "operator"
+
+    @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        """Manages its own account; an operator is an admin of its own account too."""
+        return self.role in ("operator", "admin")
 
 
 def local() -> models.Account:
@@ -63,6 +77,94 @@ def create_account(name: str) -> models.Account:
     db.session.add(account)
     db.session.commit()
     return account
+
+
+def configure(name: str, **changes) -> models.Account:
+    """Change an account's settings (`SETTABLE`; a value of None takes the platform default
+    back); raise NotFound, or Invalid naming each bad field."""
+    account = _account(name)
+    unknown = set(changes) - set(SETTABLE)
+    if unknown:
+        raise errors.Invalid("unknown settings", {field: ["unknown setting"] for field in sorted(unknown)})
+    problems = {}
+    for field, value in changes.items():
+        try:
+            setattr(account, field, _checked(field, value))
+        except ValueError as exc:
+            problems[field] = [str(exc)]
+    if problems:
+        db.session.rollback()
+        raise errors.Invalid("invalid account settings: " + ", ".join(sorted(problems)), problems)
+    db.session.commit()
+    return account
+
+
+def _checked(field: str, value):
+    if field == "weight":
+        if value is None or not 0 < float(value) <= 1000:
+            raise ValueError("must be a number above 0, at most 1000")
+        return float(value)
+    if field in ("max_waiting", "max_running"):
+        if value is not None and not 0 <= int(value) <= 10**9:
+            raise ValueError("must be from 0 to 1000000000, or none for the platform default")
+        return None if value is None else int(value)
+    if field == "submit_rate":
+        return None if value is None else config.parse_rate(value)
+    return bool(value)
+
+
+def describe(account: models.Account) -> dict:
+    """Return the account's settings, each with the value in force (its own or the platform
+    default), and its usage: tasks waiting and running now."""
+    settings = runtime.current().settings
+    return {
+        "id": account.id,
+        "name": account.name,
+        "weight": account.weight,
+        "allow_urgent": account.allow_urgent,
+        "quotas": {
+            "max_waiting": _in_force(account.max_waiting, settings["CONVEYOR_ACCOUNT_MAX_WAITING"]),
+            "max_running": _in_force(account.max_running, settings["CONVEYOR_ACCOUNT_MAX_RUNNING"]),
+            "submit_rate": _in_force(account.submit_rate, settings["CONVEYOR_ACCOUNT_SUBMIT_RATE"]),
+            "key_submit_rate": {"value": settings["CONVEYOR_SUBMIT_RATE"], "default": True},
+        },
+        "usage": usage(account.id),
+    }
+
+
+def _in_force(own, default) -> dict:
+    return {"value": default if own is None else own, "default": own is None}
+
+
+def usage(account_id: uuid.UUID) -> dict:
+    """Return how many of the account's tasks wait and run now (two partial-index counts)."""
+    task = models.Task
+    counts = dict(
+        db.session.execute(
+            sa.select(task.status, sa.func.count())
+            .where(task.account_id == account_id, task.status.in_([Status.QUEUED, Status.RUNNING]))
+            .group_by(task.status)
+        ).all()
+    )
+    return {"waiting": counts.get(Status.QUEUED, 0), "running": counts.get(Status.RUNNING, 0)}
+
+
+def list_accounts() -> list[models.Account]:
+    """Return every account, by name."""
+    return list(db.session.scalars(sa.select(models.Account).order_by(models.Account.name)))
+
+
+def get(account_id: uuid.UUID) -> models.Account:
+    """Return the account with this id; raise NotFound."""
+    account = db.session.get(models.Account, account_id)
+    if account is None:
+        raise errors.NotFound("no such account", {"account": ["not found"]})
+    return account
+
+
+def account(name: str) -> models.Account:
+    """Return the account called `name`; raise NotFound."""
+    return _account(name)
 
 
 def create_user(account_name: str, name: str, role: str = "member") -> models.User:
@@ -154,16 +256,21 @@ def _lookup(digest: str) -> Caller | None:
 
 
 def local_admin_key(var_dir: str) -> tuple[str, bool]:
-    """Return the local account's admin key, stored in `var_dir/admin-key`; make the account,
-    an `admin` user and the key on first use. Return the key and whether it is new."""
+    """Return the local operator key, stored in `var_dir/admin-key`; make the local account,
+    its `admin` user (role `operator`: whoever runs `manage.py run` runs the platform) and the
+    key on first use. Return the key and whether it is new."""
     path = pathlib.Path(var_dir) / "admin-key"
     if path.exists():
         plain = path.read_text().strip()
         if authenticate(plain) is not None:
             return plain, False
     local()
-    if _user(by_name(LOCAL), "admin") is None:
-        create_user(LOCAL, "admin", "admin")
+    user = _user(by_name(LOCAL), "admin")
+    if user is None:
+        create_user(LOCAL, "admin", "operator")
+    elif user.role != "operator":  # made before operators existed, and not migrated
+        user.role = "operator"
+        db.session.commit()
     _key, plain = create_key(LOCAL, "admin", "local admin key")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)

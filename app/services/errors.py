@@ -7,10 +7,11 @@ class ServiceError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str | None = None, errors: dict | None = None):
+    def __init__(self, message: str | None = None, errors: dict | None = None, **extra):
         super().__init__(message or self.__doc__)
         self.message = message or self.__doc__
         self.errors = errors or {}
+        self.extra = extra  # more fields of the answer, e.g. a quota's name and limit
 
 
 class NotFound(ServiceError):
@@ -59,3 +60,17 @@ def nested(flat: dict[str, list[str]]) -> dict:
             node = node.setdefault(part, {})
         node[leaf] = messages
     return found
+
+
+class Forbidden(ServiceError):
+    """Your role does not allow this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class QuotaExceeded(ServiceError):
+    """The account is at a quota; nothing was stored. `extra` names the quota and its limit."""
+
+    status = 429
+    code = "quota"

@@ -13,7 +13,7 @@ from app import models, runtime
 from app.extensions import db
 from app.queue import errors as queue_errors
 from app.queue import lifecycle, sql, states
-from app.services import errors, inputs, sources, uploads
+from app.services import errors, inputs, quotas, sources, uploads
 from processors import errors as processor_errors
 
 log = logging.getLogger(__name__)
@@ -31,13 +31,17 @@ def submit(
     parent_id: uuid.UUID | None = None,
     idempotency_key: str | None = None,
     count_ahead: bool = False,
+    role: str | None = None,
 ) -> tuple[models.Task, bool]:
     """Store a new task and wake its pool; return it and whether it is new (not a repeat of
     `idempotency_key`). `count_ahead`: the answer will show its position (`position`), which
-    the submit statement can count at no extra round trip. Raises errors.Invalid naming each
-    bad field."""
+    the submit statement can count at no extra round trip. `role`: the caller's role, which
+    decides the priorities it may use (None: the platform itself, e.g. the CLI). Raises
+    errors.Invalid naming each bad field, errors.Forbidden naming `priority`, and
+    errors.QuotaExceeded when the account is at its waiting quota."""
     conveyor = runtime.current()
     _check_storable(params, idempotency_key)
+    quotas.check_priority(priority, role, account_id)
     if parent_id is not None:
         get(parent_id, account_id)
     _check_uploads(conveyor.registry, type, params, account_id)
@@ -53,6 +57,7 @@ def submit(
         "idempotency_key": idempotency_key,
         "count_ahead": count_ahead,
         "fair": bool(conveyor.settings["CONVEYOR_FAIR_SHARE"]),
+        "max_waiting": conveyor.settings["CONVEYOR_ACCOUNT_MAX_WAITING"],
     }
     try:
         if conveyor.autocommit_engine is not None and not idempotency_key:
@@ -74,6 +79,9 @@ def submit(
     except ValueError as exc:
         db.session.rollback()
         raise errors.Invalid(str(exc), {"priority": [str(exc)]}) from exc
+    except queue_errors.QuotaExceeded as exc:
+        db.session.rollback()
+        raise quotas.refused(exc) from exc
     if created:
         _wake(conveyor, task)
     return task, created

@@ -14,9 +14,9 @@ def test_status_lists_counts_and_stats(backend, client, keys):
     client.post(
         "/api/tasks",
         json={"type": "sleep", "params": {"seconds": 1}, "priority": "urgent"},
-        headers=bearer(keys["b_member"]),
+        headers=bearer(keys["b_admin"]),
     )
-    status = client.get("/api/tasks/queue/status", headers=bearer(keys["a_admin"])).get_json()
+    status = client.get("/api/tasks/queue/status", headers=bearer(keys["a_operator"])).get_json()
     assert status["by_status"]["queued"] == 2
     assert status["by_type"] == {"noop": {"queued": 1}, "sleep": {"queued": 1}}
     assert status["waiting_by_priority"] == {"normal": 1, "urgent": 1}
@@ -24,12 +24,12 @@ def test_status_lists_counts_and_stats(backend, client, keys):
     assert {"running", "workers", "durations", "paused", "limits"} <= set(status)
     # No worker runs here: none waits on PostgreSQL; SQLite workers never wait so.
     assert status["idle_workers"] == ({} if backend["name"] == "postgres" else None)
-    every = client.get("/api/tasks/queue/list", headers=bearer(keys["a_admin"])).get_json()
+    every = client.get("/api/tasks/queue/list", headers=bearer(keys["a_operator"])).get_json()
     assert every["meta"]["total"] == 2, "the admin list spans accounts"
 
 
 def test_stop_start_by_scope_and_limits(backend, client, keys):
-    admin = bearer(keys["a_admin"])
+    admin = bearer(keys["a_operator"])
     assert client.post("/api/tasks/queue/stop?pool=io", headers=admin).get_json() == {
         "scope": "pool",
         "name": "io",
@@ -55,7 +55,7 @@ def test_stop_start_by_scope_and_limits(backend, client, keys):
 
 
 def test_cleanup_reports_what_it_did(backend, client, keys):
-    report = client.post("/api/tasks/queue/cleanup", headers=bearer(keys["a_admin"])).get_json()
+    report = client.post("/api/tasks/queue/cleanup", headers=bearer(keys["a_operator"])).get_json()
     assert report == {"handled": 0, "tasks": []}
-    bad = client.post("/api/tasks/queue/cleanup", json={"stuck_after": -5}, headers=bearer(keys["a_admin"]))
+    bad = client.post("/api/tasks/queue/cleanup", json={"stuck_after": -5}, headers=bearer(keys["a_operator"]))
     assert bad.status_code == 422 and "stuck_after" in bad.get_json()["errors"]

@@ -19,7 +19,8 @@ def settings(settings) -> dict:
     return {**settings, "CONVEYOR_SECRET_KEY": "dashboard-tests-" + uuid.uuid4().hex}
 
 
-# The API's fixtures: a test client, and keys by caller (`a_admin`, `a_member`, `b_admin`, `b_member`).
+# The API's fixtures: a test client, and keys by caller (`a_admin`, `a_member`, `a_operator`, `b_admin`,
+# `b_member`).
 client = api_fixtures.client
 keys = api_fixtures.keys
 

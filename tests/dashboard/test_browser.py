@@ -112,7 +112,7 @@ def test_admin_submits_watches_cancels_and_controls_the_queue(backend, app, serv
     processes.worker("cpu")
     admin = Watched(browser, server)
     page = admin.page
-    sign_in(admin, keys["a_admin"])
+    sign_in(admin, keys["a_operator"])
     admin.shot("overview")
     overview = admin.context.new_page()  # left open: its figures must update by themselves
     overview.goto("/dashboard/")

@@ -163,7 +163,7 @@ def test_the_task_list_filters_and_pages(backend, client, keys):
 
 
 def test_admin_stops_starts_limits_and_cleans_up(backend, client, keys):
-    token = sign_in(client, keys["a_admin"])
+    token = sign_in(client, keys["a_operator"])
     stopped = client.post("/dashboard/admin/stop", data={"csrf_token": token, "scope": "type:sleep"})
     assert stopped.status_code == 303
     assert control.paused(db.session) == [{"scope": "type", "name": "sleep"}]
@@ -297,3 +297,25 @@ def test_a_waiting_task_shows_the_priority_aging_raised_it_to(backend, client, k
     db.session.commit()
     page = client.get(f"/dashboard/tasks/{task.id}").get_data(as_text=True)
     assert "low (waits at urgent after aging)" in page
+
+
+def test_an_account_admin_has_no_admin_page_but_sees_its_quotas(backend, client, keys):
+    caller = _caller(keys["a_admin"])
+    accounts.configure(accounts.get(caller.account_id).name, max_waiting=1)
+    _submit(keys["a_admin"])
+    token = sign_in(client, keys["a_admin"])
+    assert client.get("/dashboard/admin").status_code == 403
+    assert client.post("/dashboard/admin/stop", data={"csrf_token": token}).status_code == 403
+    assert control.paused(db.session) == []
+    overview = client.get("/dashboard/").get_data(as_text=True)
+    assert "your account" in overview and 'href="/dashboard/admin"' not in overview
+    assert re.search(r'data-usage="waiting">1 of at most 1<', overview)
+    refused = client.post("/dashboard/new/sleep", data={"csrf_token": token, "seconds": "1"})
+    assert refused.status_code == 429 and "max_waiting" in refused.get_data(as_text=True)
+
+
+def test_a_member_may_not_submit_urgent_from_the_form(backend, client, keys):
+    token = sign_in(client, keys["a_member"])
+    refused = client.post("/dashboard/new/sleep", data={"csrf_token": token, "seconds": "1", "priority": "urgent"})
+    assert refused.status_code == 403 and "urgent needs an account admin" in refused.get_data(as_text=True)
+    assert task_service.find(None) == []

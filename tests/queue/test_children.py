@@ -43,3 +43,15 @@ def test_cancelling_a_parent_cancels_its_children(backend, app, account, process
     helpers.wait_status(parent.id, "cancelled", timeout=30)
     for child in _children(parent.id):
         helpers.wait_status(child.id, "cancelled", timeout=30)
+
+
+def test_a_child_over_the_accounts_waiting_quota_is_refused(backend, app, account, processes):
+    from app.services import accounts
+
+    accounts.configure(account.name, max_waiting=1)
+    processes.worker("io", concurrency=1)  # no cpu worker: the first child keeps waiting
+    parent, _ = task_service.submit("fan_out", {"count": 2, "seconds": 0.1}, account_id=account.id)
+    done = helpers.wait_status(parent.id, ("succeeded", "failed"), timeout=60)
+    assert done.status == "failed" and done.attempt == 2, "refused children are retried, then fail the parent"
+    assert "max_waiting" in str(done.error)
+    assert len(_children(parent.id)) == 1, "the second child was never stored"
