@@ -151,7 +151,7 @@ def run(host: str, port: int) -> None:
     if config_module.is_embedded(conveyor.settings):
         key, new = accounts.local_admin_key(conveyor.settings["CONVEYOR_VAR_DIR"])
         where = pathlib.Path(conveyor.settings["CONVEYOR_VAR_DIR"]) / "admin-key"
-        click.echo(f"{'Created' if new else 'Using'} the local admin API key (stored in {where}):\n  {key}")
+        click.echo(f"{'Created' if new else 'Using'} the local operator API key (stored in {where}):\n  {key}")
     children = [_spawn(["worker", "--pool", pool, "--loglevel", "WARNING", "--quiet"]) for pool in POOLS]
     children.append(_spawn(["sweeper"]))
     stopping = threading.Event()

@@ -86,6 +86,13 @@ class Runtime:
         execution = {prepared.OPTION: bool(self.settings["CONVEYOR_PREPARED_STATEMENTS"])}
         return sa.create_engine(self.engine.url, isolation_level="AUTOCOMMIT", execution_options=execution, **options)
 
+    def close(self) -> None:
+        """Close the connections of the autocommit engine, if one was made (the app's own
+        engine is Flask-SQLAlchemy's to dispose)."""
+        engine = self.__dict__.get("autocommit_engine")
+        if engine is not None:
+            engine.dispose()
+
     def wake(self, pool: str, count: int = 1, countdown: float | None = None) -> None:
         """Publish wake-ups to a pool (after the commit that made them due)."""
         celery_glue.wake(self.celery, pool, count, countdown)

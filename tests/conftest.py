@@ -124,6 +124,7 @@ def app(settings):
         yield flask_app
         db.session.remove()
         db.engine.dispose()
+        flask_app.extensions["conveyor"].close()
 
 
 @pytest.fixture
