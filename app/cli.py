@@ -9,7 +9,7 @@ import logging
 import os
 import pathlib
 import signal
-import subprocess
+import socket
 import sys
 import threading
 import time
@@ -20,8 +20,9 @@ import werkzeug.serving
 from flask.cli import FlaskGroup, with_appcontext
 
 from app import config as config_module
-from app import runtime
-from app.queue import states, sweeper
+from app import runtime, supervisor
+from app.queue import health, states, sweeper
+from app.queue import tasks as queue_tasks
 from app.services import accounts, errors
 from app.services import queue as queue_service
 from app.services import tasks as task_service
@@ -85,37 +86,40 @@ def _fail(exc: errors.ServiceError) -> None:
 @click.option("--concurrency", type=int, default=None, help="Pool processes (default: from settings).")
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--quiet", is_flag=True, help="No start-up banner.")
+@click.option("--check", is_flag=True, help="Only tell whether a worker of the pool serves here (exit 1 if not).")
 @with_appcontext
-def worker(pool: str, concurrency: int | None, loglevel: str, quiet: bool) -> None:
-    """Run a Celery worker for one pool."""
+def worker(pool: str, concurrency: int | None, loglevel: str, quiet: bool, check: bool) -> None:
+    """Run a Celery worker for one pool. It exits non-zero unless it was asked to stop
+    (SIGTERM: a warm shutdown), so a process manager restarts it."""
     conveyor = runtime.current()
+    if check:
+        _check_health(f"worker-{pool}")
     concurrency = concurrency or conveyor.settings[f"CONVEYOR_{pool.upper()}_CONCURRENCY"]
-    conveyor.celery.worker_main(
-        [
-            *(["--quiet"] if quiet else []),
-            "worker",
-            "-Q",
-            pool,
-            "-c",
-            str(concurrency),
-            "-P",
-            "prefork",
-            "-n",
-            f"{pool}-{os.getpid()}@%h",
-            "--loglevel",
-            loglevel,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
+    queue_tasks.beat_health(conveyor.celery, conveyor.settings["CONVEYOR_VAR_DIR"], pool)
+    # Celery's own `worker_main` drops the worker's exit code (`Unrecoverable error` exits 0).
+    celery_worker = conveyor.celery.Worker(
+        hostname=f"{pool}-{os.getpid()}@{socket.gethostname()}",
+        queues=[pool],
+        concurrency=concurrency,
+        pool_cls="prefork",
+        loglevel=loglevel,
+        quiet=quiet,
+        without_gossip=True,
+        without_mingle=True,
+        without_heartbeat=True,
     )
+    celery_worker.start()
+    sys.exit(celery_worker.exitcode or 0)
 
 
 @click.command("sweeper")
+@click.option("--check", is_flag=True, help="Only tell whether a sweeper serves on this host (exit 1 if not).")
 @with_appcontext
-def sweeper_command() -> None:
+def sweeper_command(check: bool) -> None:
     """Run the sweeper: rescue expired leases and re-wake due tasks (one active at a time)."""
     conveyor = runtime.current()
+    if check:
+        _check_health("sweeper")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -137,12 +141,19 @@ def sweeper_command() -> None:
     )
 
 
+def _check_health(role: str) -> None:
+    healthy, reason = health.check(runtime.current().settings["CONVEYOR_VAR_DIR"], role)
+    click.echo(reason, err=not healthy)
+    sys.exit(0 if healthy else 1)
+
+
 @click.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @with_appcontext
 def run(host: str, port: int) -> None:
-    """Run the API, one worker per pool and the sweeper together (the embedded default)."""
+    """Run the API, one worker per pool and the sweeper together (the embedded default). A
+    worker or the sweeper that dies is restarted (see `app.supervisor`)."""
     from flask_migrate import upgrade
 
     upgrade()
@@ -152,10 +163,13 @@ def run(host: str, port: int) -> None:
         key, new = accounts.local_admin_key(conveyor.settings["CONVEYOR_VAR_DIR"])
         where = pathlib.Path(conveyor.settings["CONVEYOR_VAR_DIR"]) / "admin-key"
         click.echo(f"{'Created' if new else 'Using'} the local operator API key (stored in {where}):\n  {key}")
-    children = [_spawn(["worker", "--pool", pool, "--loglevel", "WARNING", "--quiet"]) for pool in POOLS]
-    children.append(_spawn(["sweeper"]))
-    stopping = threading.Event()
-    threading.Thread(target=_watch_children, args=(children, stopping), daemon=True).start()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    children = {
+        f"worker --pool {pool}": ["worker", "--pool", pool, "--loglevel", "WARNING", "--quiet"] for pool in POOLS
+    }
+    children["sweeper"] = ["sweeper"]
+    processes = supervisor.Supervisor(children, conveyor.settings["CONVEYOR_VAR_DIR"])
+    processes.start()
     # SIGTERM (a service manager, `timeout`) and SIGINT stop the children too. SIGINT is set
     # explicitly: a shell starting us in the background hands it down ignored.
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -169,43 +183,7 @@ def run(host: str, port: int) -> None:
         served = flask.current_app._get_current_object()
         werkzeug.serving.run_simple(host, port, served, threaded=True, use_reloader=False)
     finally:
-        stopping.set()
-        _stop_children(children)
-
-
-def _spawn(args: list[str]) -> subprocess.Popen:
-    # A session of its own: Ctrl-C reaches `run` alone, which then stops each child cleanly.
-    return subprocess.Popen([sys.executable, "-m", "app.cli", *args], start_new_session=True)
-
-
-def _watch_children(children: list[subprocess.Popen], stopping: threading.Event) -> None:
-    # If a worker or the sweeper dies, stop the whole platform rather than run half of it.
-    while not stopping.wait(0.5):
-        dead = next((child for child in children if child.poll() is not None), None)
-        if dead is not None:
-            click.echo(f"Error: {' '.join(dead.args[3:])} exited with code {dead.returncode}; stopping", err=True)
-            os.kill(os.getpid(), signal.SIGINT)
-            return
-
-
-def _stop_children(children: list[subprocess.Popen], timeout: float = 20) -> None:
-    for child in children:
-        child.terminate()  # the worker's main process: a warm shutdown lets running tasks end
-    deadline = time.monotonic() + timeout
-    for child in children:
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-        _signal_group(child, signal.SIGKILL)  # pool processes left by a worker that did not stop
-        child.wait()
-
-
-def _signal_group(child: subprocess.Popen, signum: int) -> None:
-    try:
-        os.killpg(child.pid, signum)
-    except ProcessLookupError:
-        pass
+        processes.stop()
 
 
 # --- tasks -----------------------------------------------------------------------------------

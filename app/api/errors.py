@@ -4,7 +4,8 @@
 `message` one human sentence, and `errors` maps each bad field to its messages (empty when no
 field is to blame). Request validation errors from any location (JSON body, query, headers)
 are merged into `errors` by field name. An unexpected exception is a 500 in the same shape,
-logged with its traceback, and its details are not sent to the client.
+logged with its traceback, and its details are not sent to the client. A database that cannot
+be reached (restarting, refused) is a 503 `database_unavailable` with `Retry-After`.
 """
 
 import logging
@@ -98,8 +99,19 @@ def _http_error(exc: exceptions.HTTPException):
     return response
 
 
+def database_unavailable(exc: Exception) -> flask.Response:
+    """503 while the database cannot be reached; the client may retry after a few seconds."""
+    log.warning("database unavailable in %s %s: %s", flask.request.method, flask.request.path, exc.__class__.__name__)
+    unavailable = service_errors.DatabaseUnavailable()
+    response = respond(unavailable.status, unavailable.message, code=unavailable.code)
+    response.headers["Retry-After"] = str(unavailable.retry_after)
+    return response
+
+
 def _unexpected(exc: Exception):
     if isinstance(exc, exceptions.HTTPException):
         return _http_error(exc)
+    if service_errors.database_down(exc):
+        return database_unavailable(exc)
     log.exception("unhandled error in %s %s", flask.request.method, flask.request.path)
     return respond(500, "internal error; the server log has the details")

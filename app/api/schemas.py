@@ -230,6 +230,31 @@ class WorkerSeen(ma.Schema):
     last_seen = ma.fields.AwareDateTime(required=True)
 
 
+class SupervisedChild(ma.Schema):
+    name = ma.fields.String(required=True, metadata={"description": "e.g. `worker --pool cpu`, `sweeper`"})
+    pid = ma.fields.Integer(allow_none=True, required=True, metadata={"description": "null while it restarts"})
+    state = ma.fields.String(required=True, metadata={"enum": ["running", "restarting"]})
+    restarts = ma.fields.Integer(required=True)
+    last_exit = ma.fields.Integer(
+        allow_none=True, required=True, metadata={"description": "its last exit code (negative: killed by that signal)"}
+    )
+
+
+class ProcessHealth(ma.Schema):
+    role = ma.fields.String(required=True, metadata={"description": "`worker-<pool>`, `sweeper` or `run`"})
+    hostname = ma.fields.String(required=True)
+    pid = ma.fields.Integer(required=True)
+    state = ma.fields.String(
+        metadata={"description": "worker: `consuming`; sweeper: `active`, `standby` or `retrying`; run: `supervising`"}
+    )
+    healthy = ma.fields.Boolean(required=True, metadata={"description": "alive with a fresh heartbeat"})
+    age_seconds = ma.fields.Float(required=True, metadata={"description": "since its last heartbeat"})
+    problem = ma.fields.String(metadata={"description": "the last error of a sweeper retrying"})
+    children = ma.fields.List(
+        ma.fields.Nested(SupervisedChild), metadata={"description": "`run` only: its workers and sweeper"}
+    )
+
+
 class ScopeName(ma.Schema):
     scope = ma.fields.String(required=True, metadata={"enum": ["queue", "pool", "type"]})
     name = ma.fields.String(required=True)
@@ -264,6 +289,11 @@ class QueueStatus(ma.Schema):
     )
     paused = ma.fields.List(ma.fields.Nested(ScopeName), required=True)
     limits = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
+    processes = ma.fields.List(
+        ma.fields.Nested(ProcessHealth),
+        required=True,
+        metadata={"description": "processes with a heartbeat in the var folder (`manage.py worker --check`)"},
+    )
 
 
 class Switched(ma.Schema):

@@ -78,5 +78,8 @@ def _http_error(exc: exceptions.HTTPException):
 def _unexpected(exc: Exception):
     if isinstance(exc, exceptions.HTTPException):
         return _http_error(exc)
+    if service_errors.database_down(exc):
+        log.warning("database unavailable in %s %s", flask.request.method, flask.request.path)
+        return pages.error(503, service_errors.DatabaseUnavailable.__doc__)
     log.exception("unhandled error in %s %s", flask.request.method, flask.request.path)
     return pages.error(500, "Internal error; the server log has the details.")

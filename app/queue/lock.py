@@ -55,7 +55,7 @@ class Lock:
             self._connection.scalar(sa.text("SELECT 1"))
             self._connection.commit()
             return True
-        except sa.exc.DBAPIError:
+        except sa.exc.SQLAlchemyError:  # the connection dropped, and the lock with it
             self.release()
             return False
 
@@ -65,10 +65,12 @@ class Lock:
             try:
                 self._connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
                 self._connection.commit()
-            except sa.exc.DBAPIError:
+            except sa.exc.SQLAlchemyError:
                 pass  # the connection is gone, and the lock with it
             try:
                 self._connection.close()
+            except sa.exc.SQLAlchemyError:
+                pass
             finally:
                 self._connection = None
         if self._file is not None:

@@ -2,7 +2,8 @@
 wake-ups for waiting tasks that could start now but have no message on the broker (lost
 from Redis, spent while the queue was paused, or due after a backoff). It also keeps the fair
 share's pool clocks and ages waiting tasks (`aging`). One runs at a time, under an advisory
-lock; others wait as standbys.
+lock; others wait as standbys. It outlives database and broker outages: a failed round is
+retried with backoff, on a new connection.
 """
 
 import datetime
@@ -14,10 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.models import Status
-from app.queue import aging, control, errors, lifecycle, lock, sql
+from app.queue import aging, control, errors, health, lifecycle, lock, sql
 from processors import registry as registry_module
 
 log = logging.getLogger("conveyor.sweeper")
+ROLE = "sweeper"  # its heartbeat's name (`health`)
+# Longest pause between tries while rounds fail: the database is back within this long.
+MAX_BACKOFF_SECONDS = 5.0
+STATE_LINES = {"active": "holding the sweeper lock", "standby": "another sweeper holds the lock; standing by"}
 
 
 def rescue_expired(session: orm.Session, registry: registry_module.Registry) -> list[dict]:
@@ -120,25 +125,78 @@ def loop(
     aging_seconds: float = 0.0,
     account_max_running: int | None = None,
 ) -> None:
-    """Sweep every `interval` seconds while holding the sweeper lock; stand by otherwise."""
+    """Sweep every `interval` seconds while holding the sweeper lock; stand by otherwise.
+    A round that fails (the database restarting, the broker gone) is logged and tried again
+    with backoff (`interval` doubling to `MAX_BACKOFF_SECONDS`); the lock is taken again once
+    the database is back. Each round writes the `sweeper` heartbeat (`health`)."""
     holder = lock.Lock(engine, var_dir)
-    standby_logged = False
+    beat = _Heartbeat(var_dir, interval)
+    state = None
+
+    def sweep() -> dict:
+        return sweep_once(session_factory, registry, wake, backlog, ahead, notify, aging_seconds, account_max_running)
+
     try:
         while not should_stop():
-            if holder.acquire() and holder.check():
-                standby_logged = False
-                try:
-                    sweep_once(
-                        session_factory, registry, wake, backlog, ahead, notify, aging_seconds, account_max_running
-                    )
-                except Exception:
-                    log.exception("sweep failed; trying again in %ss", interval)
-            elif not standby_logged:
-                log.info("another sweeper holds the lock; standing by")
-                standby_logged = True
-            time.sleep(interval)
+            try:
+                new_state = _round(holder, sweep)
+            except Exception as exc:
+                holder.release()  # a new connection, and the lock taken anew, next round
+                beat.failed(exc)
+                _sleep(beat.backoff(), should_stop)
+                continue
+            if new_state != state:
+                log.info(STATE_LINES[new_state])
+                state = new_state
+            beat.succeeded(new_state)
+            _sleep(interval, should_stop)
     finally:
         holder.release()
+        health.remove(var_dir, ROLE)
+
+
+def _round(holder: lock.Lock, sweep: Callable[[], dict]) -> str:
+    if holder.acquire() and holder.check():
+        sweep()
+        return "active"
+    return "standby"
+
+
+class _Heartbeat:
+    """The sweeper's health record and its failure backoff."""
+
+    def __init__(self, var_dir: str, interval: float):
+        self.var_dir = var_dir
+        self.interval = interval
+        self.stale_after = max(health.STALE_SECONDS, 3 * interval)
+        self.failures = 0
+        self.last_ok = time.time()
+
+    def succeeded(self, state: str) -> None:
+        if self.failures:
+            log.info("sweeping again after %d failed round(s)", self.failures)
+        self.failures = 0
+        self.last_ok = time.time()
+        health.beat(self.var_dir, ROLE, state=state, ok=True, stale_after=self.stale_after)
+
+    def failed(self, exc: Exception) -> None:
+        self.failures += 1
+        problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
+        if self.failures == 1:
+            log.exception("sweep failed; retrying with backoff")
+        else:
+            log.warning("sweep failed (%d in a row): %s; next try in %.1fs", self.failures, problem, self.backoff())
+        serving = time.time() - self.last_ok <= self.stale_after
+        health.beat(self.var_dir, ROLE, state="retrying", ok=serving, problem=problem, stale_after=self.stale_after)
+
+    def backoff(self) -> float:
+        return min(MAX_BACKOFF_SECONDS, self.interval * 2 ** max(0, self.failures - 1))
+
+
+def _sleep(seconds: float, should_stop: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + seconds
+    while not should_stop() and time.monotonic() < deadline:
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
 
 def cleanup(session_factory: orm.sessionmaker, registry, stuck_after: float | None = None) -> list[dict]:

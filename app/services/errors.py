@@ -74,3 +74,21 @@ class QuotaExceeded(ServiceError):
 
     status = 429
     code = "quota"
+
+
+class DatabaseUnavailable(ServiceError):
+    """The database is unavailable (restarting or unreachable); try again in a few seconds."""
+
+    status = 503
+    code = "database_unavailable"
+    retry_after = 2
+
+
+def database_down(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached now (refused, restarting, a dropped
+    connection): the caller should answer `DatabaseUnavailable`, not an internal error."""
+    import sqlalchemy as sa
+
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return True
+    return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from app import models, runtime
 from app.extensions import db
 from app.models import Priority, Status
-from app.queue import control, lifecycle, sql, sweeper
+from app.queue import control, health, lifecycle, sql, sweeper
 from app.services import errors
 from processors.policy import POOLS
 
@@ -23,7 +23,8 @@ DURATION_SAMPLE = 1000
 
 def status() -> dict:
     """Return counts by status, type and priority, running tasks, workers seen and idle,
-    controls and oldest wait."""
+    controls and oldest wait, and the processes with a heartbeat in this var folder (with the
+    restart counts of `manage.py run`)."""
     task = models.Task
     by_status = dict(db.session.execute(sa.select(task.status, sa.func.count()).group_by(task.status)).all())
     by_type = {}
@@ -58,7 +59,16 @@ def status() -> dict:
         "running": [dict(row._mapping) for row in running],
         "paused": control.paused(db.session),
         "limits": control.limits(db.session),
+        "processes": processes(),
     }
+
+
+def processes() -> list[dict]:
+    """The workers, sweepers and `run` supervisors that write heartbeats in this machine's var
+    folder (every machine's, when the folder is shared), with their health."""
+    fields = ("role", "hostname", "pid", "state", "healthy", "age_seconds", "problem", "children")
+    var_dir = runtime.current().settings["CONVEYOR_VAR_DIR"]
+    return [{name: record[name] for name in fields if name in record} for record in health.records(var_dir)]
 
 
 def idle_workers() -> dict[str, int] | None:
