@@ -14,9 +14,13 @@ import flask
 import marshmallow as ma
 from werkzeug import exceptions
 
+from app.extensions import db
 from app.services import errors as service_errors
 
 log = logging.getLogger("conveyor.api")
+# The attribute where an answer keeps a Retry-After of its own (seconds, a string), which the
+# rate limiter's headers must not replace.
+OWN_RETRY_AFTER = "conveyor_retry_after"
 
 
 class ErrorSchema(ma.Schema):
@@ -102,9 +106,11 @@ def _http_error(exc: exceptions.HTTPException):
 def database_unavailable(exc: Exception) -> flask.Response:
     """503 while the database cannot be reached; the client may retry after a few seconds."""
     log.warning("database unavailable in %s %s: %s", flask.request.method, flask.request.path, exc.__class__.__name__)
+    db.session.rollback()  # the session's dropped connection goes; the next request gets a new one
     unavailable = service_errors.DatabaseUnavailable()
     response = respond(unavailable.status, unavailable.message, code=unavailable.code)
     response.headers["Retry-After"] = str(unavailable.retry_after)
+    setattr(response, OWN_RETRY_AFTER, str(unavailable.retry_after))  # not the limiter's
     return response
 
 

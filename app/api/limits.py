@@ -133,7 +133,11 @@ def _refused(exc: flask_limiter.RateLimitExceeded) -> flask.Response:
 
 
 def _retry_after_on_refusals_only(response: flask.Response) -> flask.Response:
-    # flask-limiter writes Retry-After on every limited answer; it means something on a 429 only.
+    # flask-limiter writes Retry-After on every limited answer; it means something on a 429
+    # only. An answer with a Retry-After of its own (a 503) keeps that one.
     if response.status_code != 429:
         response.headers.pop("Retry-After", None)
+    own = getattr(response, errors.OWN_RETRY_AFTER, None)
+    if own is not None:
+        response.headers["Retry-After"] = own
     return response

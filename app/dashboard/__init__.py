@@ -13,6 +13,7 @@ import flask
 from werkzeug import exceptions
 
 from app.dashboard import admin, overview, pages, session, signin, submit, tasks
+from app.extensions import db
 from app.services import errors as service_errors
 
 log = logging.getLogger("conveyor.dashboard")
@@ -80,6 +81,7 @@ def _unexpected(exc: Exception):
         return _http_error(exc)
     if service_errors.database_down(exc):
         log.warning("database unavailable in %s %s", flask.request.method, flask.request.path)
+        db.session.rollback()
         return pages.error(503, service_errors.DatabaseUnavailable.__doc__)
     log.exception("unhandled error in %s %s", flask.request.method, flask.request.path)
     return pages.error(500, "Internal error; the server log has the details.")

@@ -1,5 +1,14 @@
 """Errors of the queue core. Services turn them into API errors and CLI messages."""
 
+import psycopg2
+import sqlalchemy as sa
+
+# The database went away (restarting, refused, a dropped connection): worth a retry later.
+# psycopg2's own come from raw connections (a waiting worker's LISTEN).
+DATABASE_AWAY = (sa.exc.OperationalError, sa.exc.InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError)
+# Errors after which a connection is not used again.
+CONNECTION_SPOILED = (sa.exc.DBAPIError, psycopg2.Error)
+
 
 class QueueError(Exception):
     """The queue could not do what was asked."""

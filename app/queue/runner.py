@@ -303,7 +303,7 @@ class Runner:
             self._hot = self.autocommit_engine.connect()
         try:
             yield self._hot
-        except sa.exc.DBAPIError:
+        except errors.CONNECTION_SPOILED:
             if self._hot is not None:  # not already dropped by a nested use
                 self._hot.invalidate()
                 self._hot.close()

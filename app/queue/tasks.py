@@ -18,10 +18,10 @@ import signal
 import socket
 
 import celery
-import sqlalchemy as sa
 from celery import bootsteps, signals
 
 from app.queue import celery as celery_glue
+from app.queue import errors as queue_errors
 from app.queue import health
 
 log = logging.getLogger("conveyor.worker")
@@ -51,8 +51,9 @@ def register(app: celery.Celery, make_runner, after_fork) -> None:
         name=celery_glue.WAKE_TASK,
         ignore_result=True,
         acks_late=True,
-        autoretry_for=(sa.exc.OperationalError,),
+        autoretry_for=queue_errors.DATABASE_AWAY,
         retry_backoff=True,
+        retry_backoff_max=5,  # the sweeper wakes the pools too, once the database is back
         max_retries=None,
     )
     def wake(pool: str) -> str:
