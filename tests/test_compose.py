@@ -247,6 +247,23 @@ def test_every_pool_has_a_worker():
 # --- dependencies and health -----------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "name", [n for n in project_services() if (manage_args(n) or [""])[0] in ("worker", "sweeper")]
+)
+def test_workers_and_sweepers_check_their_own_health(name, tmp_path):
+    """Each worker and sweeper service has a healthcheck running its own `--check`, for its own
+    pool; the command exists, and on a container with nothing serving it exits 1."""
+    test = services()[name].get("healthcheck", {}).get("test")
+    assert test and test[0] == "CMD", f"{name} has no exec-form healthcheck"
+    argv = test[1:]
+    assert argv[:2] == ["python", "manage.py"] and "--check" in argv, argv
+    args = argv[2:]
+    assert args[0] == manage_args(name)[0] and option_value(args, "--pool") == option_value(manage_args(name), "--pool")
+    check_manage_command([word for word in args if word != "--check"], tmp_path)
+    done = run_python(["-m", "app.cli", *args], tmp_path)
+    assert done.returncode == 1 and "heartbeat" in done.stderr, done.stderr
+
+
 def dependencies(name: str) -> dict[str, str]:
     """Return a service's dependencies with their conditions."""
     depends = services()[name].get("depends_on") or {}
