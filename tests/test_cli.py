@@ -6,7 +6,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -18,47 +17,17 @@ from app import models, runtime
 from app.extensions import db
 from app.services import tasks as task_service
 from app.services import uploads as upload_service
-from tests import media
+from tests import commands, media
 from tests.conftest import ROOT, wait_for
 from tests.queue import helpers
 
-
-def _cli(settings: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    env = {**os.environ, **settings, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def _cli_in(app, *args: str) -> subprocess.CompletedProcess:
-    """Run a command in this process, on `app` (no interpreter start-up: a tenth of the time);
-    for commands whose exit code and output are all the test looks at."""
-    result = app.test_cli_runner().invoke(args=list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+_cli = commands.manage
+_cli_in = commands.in_process
 
 
 def test_run_serves_the_embedded_default_and_submit_wait_succeeds(tmp_path):
-    env = {**os.environ, "CONVEYOR_VAR_DIR": str(tmp_path / "var"), "PYTHONPATH": str(ROOT)}
-    for name in ("DATABASE_URL", "BROKER_URL"):
-        env.pop(name, None)
-    port = _free_port()
-    log = open(tmp_path / "run.log", "w")  # noqa: SIM115 - the child's output for the whole test
-    run = subprocess.Popen(
-        [sys.executable, "manage.py", "run", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    env = commands.embedded({"CONVEYOR_VAR_DIR": str(tmp_path / "var")})
+    run, port = commands.start_run(env, tmp_path / "run.log")
     try:
         wait_for(
             lambda: f"http://127.0.0.1:{port}/" in (tmp_path / "run.log").read_text(),
@@ -94,7 +63,6 @@ def test_run_serves_the_embedded_default_and_submit_wait_succeeds(tmp_path):
     finally:
         os.kill(run.pid, signal.SIGINT)
         run.wait(timeout=40)
-        log.close()
     assert (tmp_path / "var" / "conveyor.db").exists()
     alive = [pid for pid in family if pathlib.Path(f"/proc/{pid}").exists()]
     assert alive == [], "manage.py run left processes behind"

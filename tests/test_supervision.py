@@ -17,19 +17,9 @@ import pytest
 from app import supervisor
 from app.queue import health
 from app.services import tasks as task_service
+from tests import commands
 from tests.conftest import ROOT, wait_for
 from tests.queue import helpers
-from tests.test_cli import _cli_in, _free_port
-
-
-def _env(settings: dict) -> dict:
-    return {**os.environ, **settings, "PYTHONPATH": str(ROOT)}
-
-
-def _manage(settings: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=_env(settings), capture_output=True, text=True, timeout=60
-    )
 
 
 def _children(var_dir: str) -> dict[str, dict]:
@@ -39,21 +29,9 @@ def _children(var_dir: str) -> dict[str, dict]:
 
 def test_run_restarts_a_killed_worker_and_sweeper_and_keeps_serving(tmp_path):
     var_dir = str(tmp_path / "var")
-    settings = {"CONVEYOR_VAR_DIR": var_dir, "CONVEYOR_LEASE_SECONDS": "3", "CONVEYOR_HEARTBEAT_SECONDS": "0.5"}
-    env = _env(settings)
-    for name in ("DATABASE_URL", "BROKER_URL"):
-        env.pop(name, None)
-    port = _free_port()
+    env = commands.embedded({"CONVEYOR_VAR_DIR": var_dir, "CONVEYOR_LEASE_SECONDS": "3"})
     log_path = tmp_path / "run.log"
-    with open(log_path, "w") as log:
-        run = subprocess.Popen(
-            [sys.executable, "manage.py", "run", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    run, port = commands.start_run(env, log_path)
     try:
         wait_for(lambda: all(health.check(var_dir, role)[0] for role in ("worker-cpu", "sweeper")), 60, 0.2, "run")
         before = _children(var_dir)
@@ -128,17 +106,17 @@ def test_a_child_that_keeps_dying_is_restarted_with_doubling_backoff(tmp_path):
 
 @pytest.mark.embedded
 def test_worker_and_sweeper_checks_tell_whether_one_serves_here(backend, settings, app, processes):
-    assert _cli_in(app, "worker", "--pool", "cpu", "--check").returncode == 1
+    assert commands.in_process(app, "worker", "--pool", "cpu", "--check").returncode == 1
     worker = processes.worker("cpu")
     wait_for(lambda: health.check(settings["CONVEYOR_VAR_DIR"], "worker-cpu")[0], timeout=20, message="a heartbeat")
-    serving = _manage(settings, "worker", "--pool", "cpu", "--check")  # as compose runs it
-    other_pool = _cli_in(app, "worker", "--pool", "io", "--check")
-    no_sweeper = _cli_in(app, "sweeper", "--check")
+    serving = commands.manage(settings, "worker", "--pool", "cpu", "--check")  # as compose runs it
+    other_pool = commands.in_process(app, "worker", "--pool", "io", "--check")
+    no_sweeper = commands.in_process(app, "sweeper", "--check")
     processes.sweeper()
     wait_for(lambda: health.check(settings["CONVEYOR_VAR_DIR"], "sweeper")[0], timeout=20, message="a heartbeat")
-    sweeping = _cli_in(app, "sweeper", "--check")
+    sweeping = commands.in_process(app, "sweeper", "--check")
     processes.kill(worker, signal.SIGKILL)
-    gone = _cli_in(app, "worker", "--pool", "cpu", "--check")
+    gone = commands.in_process(app, "worker", "--pool", "cpu", "--check")
 
     assert serving.returncode == 0 and "worker-cpu pid" in serving.stdout and "serving" in serving.stdout
     assert other_pool.returncode == 1 and "no worker-io heartbeat" in other_pool.stderr

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from tests.api.conftest import bearer
+from tests.commands import free_port
 from tests.conftest import ROOT, wait_for
-from tests.test_cli import _free_port
 
 pytestmark = pytest.mark.embedded
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.embedded
 @pytest.fixture
 def server(settings, tmp_path):
     """The API under gunicorn on 127.0.0.1, stopped (by its process group) after the test."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **settings, "PYTHONPATH": str(ROOT), "CONVEYOR_SSE_HEARTBEAT_SECONDS": "0.3"}
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - the child's output for the whole test
     process = subprocess.Popen(

@@ -12,14 +12,12 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-import app as app_package
 from app.extensions import db
 from app.queue import health
 from app.services import accounts
 from app.services import tasks as task_service
-from tests import plugins
 from tests.api.conftest import bearer
-from tests.conftest import REDIS_BASE, REDIS_DB, Processes, _upgrade, wait_for
+from tests.conftest import REDIS_BASE, REDIS_DB, ROOT, _upgrade, wait_for
 from tests.postgres_server import Cluster, missing
 from tests.queue import helpers
 
@@ -36,7 +34,9 @@ def cluster():
 
 
 @pytest.fixture
-def settings(cluster, tmp_path) -> dict:
+def backend(cluster):
+    """The scenario's backend (conftest's `settings`, `app` and `processes` build on it): a
+    fresh database on the test's own cluster, and the tests' Redis db."""
     name = f"lost_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(cluster.url().replace("postgresql:", "postgresql+psycopg2:"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -44,39 +44,14 @@ def settings(cluster, tmp_path) -> dict:
     admin.dispose()
     broker = f"{REDIS_BASE}/{REDIS_DB}"
     redis.Redis.from_url(broker).flushdb()
-    values = {
-        "DATABASE_URL": cluster.url(name),
-        "BROKER_URL": broker,
-        "CONVEYOR_VAR_DIR": str(tmp_path / "var"),
-        "CONVEYOR_LEASE_SECONDS": "3",
-        "CONVEYOR_HEARTBEAT_SECONDS": "0.5",
-        "CONVEYOR_SWEEP_SECONDS": "0.5",
-        "CONVEYOR_PROCESSORS": plugins.PATHS,
-        "CONVEYOR_PLUGINS": "0",
-        "CONVEYOR_POLICIES": "{}",
-        "CONVEYOR_SUBMIT_RATE": "100000/second",
-    }
-    _upgrade(values)
-    return values
-
-
-@pytest.fixture
-def app(settings):
-    flask_app = app_package.create_app(dict(settings))
-    with flask_app.app_context():
-        yield flask_app
-        db.session.remove()
-        db.engine.dispose()
-        flask_app.extensions["conveyor"].close()
-
-
-@pytest.fixture
-def processes(settings, tmp_path):
-    log_dir = tmp_path / "logs"
-    log_dir.mkdir()
-    started = Processes(settings, log_dir)
-    yield started
-    started.stop_all()
+    _upgrade(
+        {
+            "DATABASE_URL": cluster.url(name),
+            "CONVEYOR_VAR_DIR": str(ROOT / "var" / "test-migrate"),
+            "CONVEYOR_PLUGINS": "0",
+        }
+    )
+    return {"name": "postgres", "DATABASE_URL": cluster.url(name), "BROKER_URL": broker}
 
 
 def test_worker_waiters_and_sweeper_go_on_after_postgres_restarts(cluster, settings, app, processes):
