@@ -99,3 +99,22 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return pid > 0
+
+
+def expect_exit(var_dir: str) -> None:
+    """Say that this (pool) process is about to end itself on purpose (a hard stop), so its
+    worker does not take its end for a lost process."""
+    target = folder(var_dir) / f"exit-{os.getpid()}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.touch()
+
+
+def expected_exits(var_dir: str, pids: set[int]) -> set[int]:
+    """Which of `pids` ended on purpose (`expect_exit`); their marks are removed."""
+    found = set()
+    for pid in pids:
+        mark = folder(var_dir) / f"exit-{pid}"
+        if mark.exists():
+            mark.unlink(missing_ok=True)
+            found.add(pid)
+    return found

@@ -31,7 +31,7 @@ from sqlalchemy import orm
 
 from app import storage as storage_module
 from app.queue import context as context_module
-from app.queue import control, errors, lifecycle, listen, sql
+from app.queue import control, errors, health, lifecycle, listen, sql
 from processors import errors as processor_errors
 from processors import registry as registry_module
 from processors.policy import Policy
@@ -357,6 +357,7 @@ class Runner:
                 reason,
                 os.getpid(),
             )
+            health.expect_exit(self.settings["CONVEYOR_VAR_DIR"])
             os.kill(os.getpid(), signal.SIGKILL)
 
 

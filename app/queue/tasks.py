@@ -96,6 +96,7 @@ def beat_health(app: celery.Celery, var_dir: str, pool: str) -> None:
         def beat(self, consumer):
             processes = set(consumer.pool.info.get("processes") or [])
             lost = seen - processes
+            lost -= health.expected_exits(var_dir, lost)  # hard stops end their own process
             if lost and not consumer.controller.use_eventloop:
                 _pool_lost(lost, processes)
             seen.clear()
