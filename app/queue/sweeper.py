@@ -181,7 +181,8 @@ class _Heartbeat:
 
     def failed(self, exc: Exception) -> None:
         self.failures += 1
-        problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
+        first_line = next(iter(str(exc).strip().splitlines()), "")
+        problem = f"{type(exc).__name__}: {first_line}"[:300]
         if self.failures == 1:
             log.exception("sweep failed; retrying with backoff")
         else:
