@@ -13,6 +13,10 @@ from processors.policy import POOLS
 WAKE_TASK = "conveyor.wake"
 
 
+# How often a worker on the filesystem broker looks for new messages.
+FILESYSTEM_POLL_SECONDS = 0.1
+
+
 def create(settings: dict) -> celery.Celery:
     """Return a Celery app configured from `settings` (broker, queues, reliability)."""
     app = celery.Celery("conveyor", set_as_current=False)
@@ -31,6 +35,9 @@ def create(settings: dict) -> celery.Celery:
             "processed_folder": str(folder / "processed"),
             "store_processed": False,
             "control_folder": str(folder / "control"),
+            # kombu looks in the folder once a second by default; a wake-up would wait up to
+            # that long. A listing of a near-empty folder costs microseconds.
+            "polling_interval": FILESYSTEM_POLL_SECONDS,
         }
     return app
 
