@@ -20,8 +20,10 @@ from processors import registry as registry_module
 
 log = logging.getLogger("conveyor.sweeper")
 ROLE = "sweeper"  # its heartbeat's name (`health`)
-# Longest pause between tries while rounds fail: the database is back within this long.
-MAX_BACKOFF_SECONDS = 5.0
+# Longest pause between tries while rounds fail (or the sweep interval, if longer): a failed
+# try is one refused connection, cheap, and a longer pause would add itself to the rescue of
+# every lease that expired during an outage.
+MAX_BACKOFF_SECONDS = 1.0
 STATE_LINES = {"active": "holding the sweeper lock", "standby": "another sweeper holds the lock; standing by"}
 
 
@@ -127,7 +129,7 @@ def loop(
 ) -> None:
     """Sweep every `interval` seconds while holding the sweeper lock; stand by otherwise.
     A round that fails (the database restarting, the broker gone) is logged and tried again
-    with backoff (`interval` doubling to `MAX_BACKOFF_SECONDS`); the lock is taken again once
+    with backoff (`interval` doubling to `MAX_BACKOFF_SECONDS`, or `interval` if longer); the lock is taken again once
     the database is back. Each round writes the `sweeper` heartbeat (`health`)."""
     holder = lock.Lock(engine, var_dir)
     beat = _Heartbeat(var_dir, interval)
@@ -191,7 +193,7 @@ class _Heartbeat:
         health.beat(self.var_dir, ROLE, state="retrying", ok=serving, problem=problem, stale_after=self.stale_after)
 
     def backoff(self) -> float:
-        return min(MAX_BACKOFF_SECONDS, self.interval * 2 ** max(0, self.failures - 1))
+        return min(max(MAX_BACKOFF_SECONDS, self.interval), self.interval * 2 ** max(0, self.failures - 1))
 
 
 def _sleep(seconds: float, should_stop: Callable[[], bool]) -> None:
