@@ -2,6 +2,7 @@
 first round after an outage (and the rescue of every lease that expired in it) is not a long
 backoff late. Run against a real PostgreSQL URL on a port where nothing listens."""
 
+import itertools
 import logging
 import threading
 import time
@@ -17,7 +18,8 @@ WATCHED = 6.0  # long enough for a backoff doubling past 1 s (0.2, 0.4, 0.8, 1.6
 
 
 def test_a_failing_sweeper_tries_again_at_least_every_second(tmp_path, caplog):
-    engine = sa.create_engine(f"postgresql+psycopg2://conveyor@127.0.0.1:{free_port()}/gone", connect_args={"connect_timeout": 2})
+    url = f"postgresql+psycopg2://conveyor@127.0.0.1:{free_port()}/gone"
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 2})
     stop = threading.Event()
     args = (orm.sessionmaker(bind=engine), engine, str(tmp_path), None, None, None, 0, INTERVAL)
     thread = threading.Thread(target=sweeper.loop, args=args, kwargs={"should_stop": stop.is_set}, daemon=True)
@@ -30,7 +32,7 @@ def test_a_failing_sweeper_tries_again_at_least_every_second(tmp_path, caplog):
     engine.dispose()
 
     tries = [r.created for r in caplog.records if r.getMessage().startswith("sweep failed")]
-    gaps = [round(b - a, 2) for a, b in zip(tries, tries[1:], strict=False)]
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(tries)]
     print(f"\nfailed rounds in {WATCHED:g} s: {len(tries)}; gaps between tries (s): {gaps}")
     assert not thread.is_alive(), "the sweeper did not stop when asked"
     assert len(tries) >= WATCHED, f"only {len(tries)} tries in {WATCHED:g} s"
