@@ -148,6 +148,9 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     # Source URLs on private, loopback or link-local addresses: refused on servers, allowed on
     # the embedded default, which runs on one person's machine.
     "CONVEYOR_ALLOW_PRIVATE_URLS": (_int(0, 1), lambda env: int(_embedded_so_far(env))),
+    # Accept a submit of a type whose providers (keys, programs) this process lacks, for
+    # deployments where only the workers have them (0: 409 `unavailable`).
+    "CONVEYOR_ACCEPT_UNAVAILABLE": (_int(0, 1), 0),
     "CONVEYOR_SOURCE_MAX_SECONDS": (_float(1, 86400), 3 * 3600.0),
     "CONVEYOR_SOURCE_MAX_BYTES": (_int(1, 2**40), 2 * 2**30),
     "CONVEYOR_PROVIDER_RETRIES": (_int(0, 10), 3),

@@ -221,6 +221,14 @@ class Processor:
         self.policy = policy or type(self).policy
 
     @classmethod
+    def needs(cls, params: dict) -> dict[str, tuple[str, str]]:
+        """Return the providers a run of loaded `params` needs, as provider name -> (why the run
+        needs it, a hint appended when it is missing): `providers` by default. Types whose needs
+        depend on their params (a prompt needs the LLM, a given script does not) add to it. A
+        submit refuses a task whose needs are not configured (`app.services.availability`)."""
+        return {name: (f"`{cls.type}` needs {name}", "") for name in cls.providers}
+
+    @classmethod
     def uploads(cls, params: dict) -> dict[str, tuple[str, frozenset[str]]]:
         """Return the uploads loaded `params` refer to, as field path (`source.upload_id`) ->
         (upload id, kinds the field accepts: video, audio, image, subtitles)."""

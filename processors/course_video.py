@@ -105,7 +105,18 @@ class CourseVideoProcessor(base.Processor):
         estimate=600.0,
     )
 
+    @classmethod
+    def needs(cls, params: dict) -> dict[str, tuple[str, str]]:
+        """The programs always; the LLM for a topic, a paid voice's key when asked for."""
+        needs = super().needs(params)
+        if not params.get("outline"):
+            needs["openai"] = ("a course from a topic needs an LLM", " (give an outline to run without one)")
+        if params["provider"] != "espeak":
+            needs[params["provider"]] = (f"narrating with {params['provider']} needs its key", "")
+        return needs
+
     def run(self, params: dict, ctx: base.Context) -> dict:
+        providers.require(self.needs(params), ctx.settings)  # fail at once, saying which
         ctx.progress(0, "outline")
         outline, usage = self._outline(params, ctx)
         ctx.progress(5, "outline", f"{sum(len(c['lessons']) for c in outline['chapters'])} lessons")
@@ -124,9 +135,6 @@ class CourseVideoProcessor(base.Processor):
     def _outline(self, params: dict, ctx) -> tuple[dict, dict]:
         if params.get("outline"):
             return params["outline"], {}
-        providers.require(
-            {"openai": ("a course from a topic needs an LLM", " (give an outline to run without one)")}, ctx.settings
-        )
         messages = prompts.OUTLINE.messages(
             audience=params["audience"],
             difficulty=params["difficulty"],

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import marshmallow
 from marshmallow import validate
 
-from processors import base, captions, errors
+from processors import base, captions, errors, providers
 from processors.policy import Policy
 from processors.providers import elevenlabs_api, espeak, ffmpeg, openai_api
 
@@ -81,7 +81,16 @@ class VoiceProcessor(base.Processor):
     providers = ("espeak", "ffmpeg", "ffprobe")
     policy = Policy(max_attempts=3, backoff_base=5.0, soft_timeout=900.0, hard_timeout=960.0, pool="io", estimate=20.0)
 
+    @classmethod
+    def needs(cls, params: dict) -> dict[str, tuple[str, str]]:
+        """The programs always (espeak-ng speaks by default); a paid voice's key when asked for."""
+        needs = super().needs(params)
+        if params["provider"] != "espeak":
+            needs[params["provider"]] = (f"speaking with {params['provider']} needs its key", "")
+        return needs
+
     def run(self, params: dict, ctx: base.Context) -> dict:
+        providers.require(self.needs(params), ctx.settings)  # fail at once, saying which
         provider = params["provider"]
         voice = params["voice"] or default_voice(provider, params["language"])
         spoken = narrate(

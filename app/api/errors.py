@@ -35,6 +35,18 @@ class ErrorSchema(ma.Schema):
     )
 
 
+class MissingProvider(ma.Schema):
+    name = ma.fields.String(required=True, metadata={"description": "the provider, e.g. `openai`, `ffmpeg`"})
+    reason = ma.fields.String(required=True, metadata={"description": "why not, e.g. `OPENAI_API_KEY is not set`"})
+
+
+class UnavailableSchema(ErrorSchema):
+    """A submit of a type that cannot run here (409 `unavailable`): the error, and each
+    provider the task needs that is not configured."""
+
+    providers = ma.fields.List(ma.fields.Nested(MissingProvider), required=True)
+
+
 def body(status: int, message: str, errors: dict | None = None, code: str | None = None) -> dict:
     """Return the error body for `status`."""
     return {"code": code or _code(status), "status": status, "message": message, "errors": errors or {}}

@@ -7,7 +7,7 @@ import flask
 
 from app import runtime
 from app.api import auth, fields, files, limits, parsing, schemas, stream
-from app.api.errors import ErrorSchema
+from app.api.errors import ErrorSchema, UnavailableSchema
 from app.extensions import db
 from app.services import tasks as task_service
 
@@ -15,19 +15,20 @@ blueprint = parsing.Blueprint("tasks", __name__, url_prefix="/api/tasks", descri
 blueprint.before_request(auth.authenticate)
 
 TASK_NOT_FOUND = {"description": "no such task in your account"}
-# The refusals every submit endpoint may answer, for the spec.
+# The refusals every submit endpoint may answer, for the spec: status -> (body, when).
 SUBMIT_REFUSALS = {
-    403: "a priority your role may not use (`errors` names `priority`)",
-    429: "`code: quota` (the body names `quota` and `limit`) or `code: rate_limit` (with `Retry-After`)",
+    403: (ErrorSchema, "a priority your role may not use (`errors` names `priority`)"),
+    409: (UnavailableSchema, "`code: unavailable`: a key or program the task needs is not configured here"),
+    429: (ErrorSchema, "`code: quota` (the body names `quota` and `limit`) or `code: rate_limit` (with `Retry-After`)"),
 }
 
 
 def submit_refusals(bp):
-    """Document the submit refusals (403, 429) on a submit endpoint of blueprint `bp`."""
+    """Document the submit refusals (403, 409, 429) on a submit endpoint of blueprint `bp`."""
 
     def document(view):
-        for status, description in SUBMIT_REFUSALS.items():
-            view = bp.alt_response(status, schema=ErrorSchema, description=description)(view)
+        for status, (schema, description) in SUBMIT_REFUSALS.items():
+            view = bp.alt_response(status, schema=schema, description=description)(view)
         return view
 
     return document

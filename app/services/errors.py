@@ -35,6 +35,13 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class Unavailable(ServiceError):
+    """This task type (with these params) cannot run here: a provider it needs is not configured."""
+
+    status = 409
+    code = "unavailable"
+
+
 class TooLarge(ServiceError):
     """The upload is larger than the limit."""
 

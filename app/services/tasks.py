@@ -13,7 +13,7 @@ from app import models, runtime
 from app.extensions import db
 from app.queue import errors as queue_errors
 from app.queue import lifecycle, sql, states
-from app.services import errors, inputs, quotas, sources, uploads
+from app.services import availability, errors, inputs, quotas, sources, uploads
 from processors import errors as processor_errors
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,9 @@ def submit(
     `idempotency_key`). `count_ahead`: the answer will show its position (`position`), which
     the submit statement can count at no extra round trip. `role`: the caller's role, which
     decides the priorities it may use (None: the platform itself, e.g. the CLI). Raises
-    errors.Invalid naming each bad field, errors.Forbidden naming `priority`, and
-    errors.QuotaExceeded when the account is at its waiting quota."""
+    errors.Invalid naming each bad field, errors.Forbidden naming `priority`, errors.Unavailable
+    when a provider the task needs is not configured, and errors.QuotaExceeded when the
+    account is at its waiting quota."""
     conveyor = runtime.current()
     _check_storable(params, idempotency_key)
     quotas.check_priority(priority, role, account_id)
@@ -46,6 +47,7 @@ def submit(
         get(parent_id, account_id)
     _check_uploads(conveyor.registry, type, params, account_id)
     sources.check(conveyor.registry, type, params, conveyor.settings)
+    availability.check(conveyor.registry, type, params, conveyor.settings)
     fields = {
         "type": type,
         "params": params,

@@ -119,13 +119,26 @@ class AnimatedLessonProcessor(base.Processor):
         "narrates) or from a prompt (needs the LLM: OPENAI_API_KEY)."
     )
     Params = Params
-    # Hard needs only: the LLM is needed for a prompt alone, and checked when a run needs it.
+    # Needed by every run; `needs` adds the LLM for a prompt and a paid voice's key.
     providers = ("ffmpeg", "ffprobe", "espeak")
     optional_providers = ("openai", "elevenlabs")
     policy = Policy(max_attempts=3, backoff_base=10, soft_timeout=3600, hard_timeout=3660, pool="cpu", estimate=120)
 
+    @classmethod
+    def needs(cls, params: dict) -> dict[str, tuple[str, str]]:
+        """The programs always; the LLM for a prompt, a paid voice's key when asked for."""
+        needs = super().needs(params)
+        if params.get("prompt"):
+            needs["openai"] = (
+                "writing the lesson from a prompt needs the LLM",
+                " (give ready `sections` to run without one)",
+            )
+        if params["provider"] != "espeak":
+            needs[params["provider"]] = (f"narrating with {params['provider']} needs its key", "")
+        return needs
+
     def run(self, params: dict, ctx: base.Context) -> dict:
-        _require_keys(params, ctx.settings)
+        providers.require(self.needs(params), ctx.settings)  # fail at once, saying which
         size = animate.frame_size(params["aspect"], params["resolution"])
         taught = self._lesson(params, size, ctx)
         spoken = self._narrate(taught, params, ctx)
@@ -244,19 +257,6 @@ class AnimatedLessonProcessor(base.Processor):
             entries.append(player.section_entry(number, section, start, said.duration, files, blocks))
             start += said.duration
         return entries
-
-
-def _require_keys(params: dict, settings: dict) -> None:
-    """Fail at once when the run needs a service whose key is not set."""
-    needs = {}
-    if params.get("prompt"):
-        needs["openai"] = (
-            "writing the lesson from a prompt needs the LLM",
-            " (give ready `sections` to run without one)",
-        )
-    if params["provider"] != "espeak":
-        needs[params["provider"]] = (f"narrating with {params['provider']} needs its key", "")
-    providers.require(needs, settings)
 
 
 def _stem(number: int) -> str:

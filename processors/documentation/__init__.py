@@ -1,12 +1,14 @@
 """`documentation`: a document written by an LLM from given text (notes, markdown, a transcript),
-faithful to it, as Markdown, HTML or PDF, with its table of contents as JSON.
+faithful to it, as Markdown, HTML or PDF, with its table of contents as JSON. With `as_is` the
+content is the finished document, laid out and converted as given with no LLM (no key needed).
 
 Stages: outline (0-10), sections, one LLM call each with progress per section (10-80),
 assembly into Markdown (80), HTML (85), PDF (90), done (100). Artifacts: the document in the
 asked format, always `document.md` too, and `toc.json` (level, title, anchor, and the PDF page).
 
-Modules: `writing` (passages, outline and sections with their checks), `render` (Markdown
-assembly, HTML, PDF, table of contents); the prompts are in `processors.prompts.documentation`.
+Modules: `writing` (passages, outline and sections with their checks), `given` (a finished
+document split into its sections), `render` (Markdown assembly, HTML, PDF, table of contents);
+the prompts are in `processors.prompts.documentation`.
 """
 
 import json
@@ -15,8 +17,8 @@ import re
 import marshmallow
 from marshmallow import validate
 
-from processors import base
-from processors.documentation import render, writing
+from processors import base, providers
+from processors.documentation import given, render, writing
 from processors.policy import Policy
 from processors.prompts import documentation as prompts
 
@@ -55,6 +57,25 @@ class Params(marshmallow.Schema):
         metadata={"description": f"who the document is for (unset: {writing.DEFAULT_AUDIENCE})"},
     )
     max_sections = marshmallow.fields.Integer(load_default=8, validate=validate.Range(min=1, max=20))
+    as_is = marshmallow.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "the content is the finished Markdown document: lay it out and convert it as given "
+            "(its first `#` heading is the title, each `##` a section), with no LLM and no key"
+        },
+    )
+
+    @marshmallow.validates_schema
+    def _finished_document(self, data: dict, **kwargs) -> None:
+        if not data.get("as_is") or not data.get("content"):
+            return
+        title, sections = given.split(data["content"], data.get("title"))
+        if not title:
+            raise marshmallow.ValidationError("give a `title`, or start the content with a `# ` heading", "title")
+        if not sections or not any(body for _, body in sections):
+            raise marshmallow.ValidationError("has no text besides its title", "content")
+        if not all(heading for heading, _ in sections):
+            raise marshmallow.ValidationError("has a heading with no text", "content")
 
 
 class DocumentationProcessor(base.Processor):
@@ -66,12 +87,48 @@ class DocumentationProcessor(base.Processor):
         "Markdown, HTML or PDF, with a table of contents as JSON."
     )
     Params = Params
-    providers = ("openai",)
+    optional_providers = ("openai",)  # for writing; a finished document (`as_is`) needs no key
     policy = Policy(
         max_attempts=3, backoff_base=10.0, soft_timeout=1200.0, hard_timeout=1260.0, pool="io", estimate=90.0
     )
 
+    @classmethod
+    def needs(cls, params: dict) -> dict[str, tuple[str, str]]:
+        """The LLM, unless the content is the finished document (`as_is`)."""
+        if params.get("as_is"):
+            return {}
+        return {"openai": ("writing the document needs the LLM", " (set `as_is` to lay out a finished document)")}
+
     def run(self, params: dict, ctx: base.Context) -> dict:
+        providers.require(self.needs(params), ctx.settings)  # fail at once, saying which
+        if params["as_is"]:
+            ctx.progress(0, "sections", "the document as given")
+            title, written = given.split(params["content"], params["title"])
+            model, usage = None, {}
+        else:
+            title, written, model, usage = self._write(params, ctx)
+        ctx.progress(80, "assembly")
+        document = render.assemble(title, written)
+        words = sum(len(re.findall(r"\w+", body)) for _, body in written)
+        stored, pages = self._store(title, document, params, ctx)
+        ctx.progress(100, "done", f"{len(written)} sections, {words} words")
+        return {
+            "title": title,
+            "sections": len(written),
+            "section_titles": [title for title, _ in written],
+            "words": words,
+            "format": params["format"],
+            "doc_type": params["doc_type"],
+            "language": params["language"],
+            "pages": pages,
+            "document": stored.get("id"),
+            "model": model,
+            "usage": usage,
+        }
+
+    def _write(self, params: dict, ctx: base.Context) -> tuple[str, list[tuple[str, str]], str, dict]:
+        """Outline and write each section with the LLM; return the title, the sections, the
+        model and the tokens used."""
         ctx.progress(0, "outline", "planning the sections")
         pieces = writing.passages(params["content"])
         plan = writing.outline(ctx, pieces, params)
@@ -82,24 +139,7 @@ class DocumentationProcessor(base.Processor):
             answer = writing.section(ctx, plan, index, pieces, params)
             usage = _added(usage, answer.usage)
             written.append((planned.title, answer.value))
-        ctx.progress(80, "assembly")
-        document = render.assemble(plan.title, written)
-        words = sum(len(re.findall(r"\w+", body)) for _, body in written)
-        stored, pages = self._store(plan.title, document, params, ctx)
-        ctx.progress(100, "done", f"{len(written)} sections, {words} words")
-        return {
-            "title": plan.title,
-            "sections": len(written),
-            "section_titles": [title for title, _ in written],
-            "words": words,
-            "format": params["format"],
-            "doc_type": params["doc_type"],
-            "language": params["language"],
-            "pages": pages,
-            "document": stored.get("id"),
-            "model": plan.model,
-            "usage": usage,
-        }
+        return plan.title, written, plan.model, usage
 
     def _store(self, title: str, document: render.Document, params: dict, ctx: base.Context) -> tuple[dict, int | None]:
         asked = params["format"]

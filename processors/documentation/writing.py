@@ -227,14 +227,14 @@ def tidy(body: str, title: str) -> str:
     first = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", lines[0]) if lines else None
     if first and _plain(first.group(1)) == _plain(title):
         lines = lines[1:]
-    levels = [len(match.group(1)) for _, match in _atx_headings(lines)]
+    levels = [len(match.group(1)) for _, match in atx_headings(lines)]
     shift = max(0, 3 - min(levels)) if levels else 0
-    for number, match in _atx_headings(lines) if shift else ():
+    for number, match in atx_headings(lines) if shift else ():
         lines[number] = "#" * min(6, len(match.group(1)) + shift) + lines[number][match.end(1) :]
     return "\n".join(lines).strip()
 
 
-def _atx_headings(lines: list[str]) -> list[tuple[int, re.Match]]:
+def atx_headings(lines: list[str]) -> list[tuple[int, re.Match]]:
     """Return (line number, match) of the ATX headings outside fenced code blocks."""
     found, fence = [], None
     for number, line in enumerate(lines):

@@ -89,13 +89,26 @@ class ExplainerVideoProcessor(base.Processor):
         "espeak-ng narrates) or from a prompt (needs the LLM: OPENAI_API_KEY)."
     )
     Params = Params
-    # Hard needs only: the LLM is needed for a prompt alone, and checked when a run needs it.
+    # Needed by every run; `needs` adds the LLM for a prompt and a paid voice's key.
     providers = ("ffmpeg", "ffprobe", "espeak")
     optional_providers = ("openai",)  # for a prompt; a given script needs no key
     policy = Policy(max_attempts=3, backoff_base=10, soft_timeout=3600, hard_timeout=3660, pool="cpu", estimate=120)
 
+    @classmethod
+    def needs(cls, params: dict) -> dict[str, tuple[str, str]]:
+        """The programs always; the LLM for a prompt, a paid voice's key when asked for."""
+        needs = super().needs(params)
+        if params.get("prompt"):
+            needs["openai"] = (
+                "writing the script from a prompt needs the LLM",
+                " (give a ready `script` to run without one)",
+            )
+        if params["provider"] != "espeak":
+            needs[params["provider"]] = (f"narrating with {params['provider']} needs its key", "")
+        return needs
+
     def run(self, params: dict, ctx: base.Context) -> dict:
-        _require_keys(params, ctx.settings)
+        providers.require(self.needs(params), ctx.settings)  # fail at once, saying which
         theme = themes.resolve(params["theme"], params["background"], params["foreground"], params["accent"])
         written = self._script(params, ctx)
         pictures = self._slides(written, theme, params, ctx)
@@ -210,19 +223,6 @@ class ExplainerVideoProcessor(base.Processor):
         thumb = render.thumbnail(first_slide, ctx.workdir / "thumbnail.png")
         ctx.artifact(thumb, "thumbnail", "image/png", {"of": video.name})
         return {"id": stored.get("id"), "duration": probed.duration}
-
-
-def _require_keys(params: dict, settings: dict) -> None:
-    """Fail at once when the run needs a service whose key is not set."""
-    needs = {}
-    if params.get("prompt"):
-        needs["openai"] = (
-            "writing the script from a prompt needs the LLM",
-            " (give a ready `script` to run without one)",
-        )
-    if params["provider"] != "espeak":
-        needs[params["provider"]] = (f"narrating with {params['provider']} needs its key", "")
-    providers.require(needs, settings)
 
 
 def _stem(number: int) -> str:

@@ -365,3 +365,38 @@ def test_a_pdf_document_through_the_api_and_a_worker(backend, client, keys, proc
     with client.get(by_name["toc.json"]["url"], headers=member) as answer:
         entries = json.loads(answer.data)["entries"]
     assert [e["title"] for e in entries if e["level"] == 2] == HEADINGS
+
+
+def test_a_finished_document_is_laid_out_as_given_with_no_key(tmp_path):
+    """`as_is`: the content's `#` heading is the title and its `##` headings the sections; text
+    before them an Overview; a heading inside a code fence stays code. No LLM, no key."""
+    ctx = base.Context("task-doc", 1, tmp_path / "work", settings=config.load({"CONVEYOR_VAR_DIR": str(tmp_path)}))
+    assert ctx.settings["OPENAI_API_KEY"] is None
+    content = f"# {TITLE}\n\nA handbook for volunteers.\n\n{SOURCE}\n## Shell\n\n```sh\n# not a heading\nls\n```\n"
+    processor = documentation.DocumentationProcessor()
+    result = processor.run(processor.load_params({"content": content, "as_is": True, "format": "pdf"}), ctx)
+
+    wanted = ["Overview", *HEADINGS, "Shell"]
+    assert (result["title"], result["section_titles"], result["model"]) == (TITLE, wanted, None)
+    assert result["usage"] == {} and result["sections"] == len(wanted)
+    text = pathlib.Path(_artifact(ctx, "document.md")["path"]).read_text()
+    assert "A handbook for volunteers." in text and "# not a heading\nls" in text
+    sentences = _sentences(SOURCE)
+    assert all(sentence in " ".join(text.split()) for sentence in sentences), "every word kept as given"
+    _in_order(_pdftotext(_artifact(ctx, "document.pdf")["path"]), [TITLE, "Contents", *wanted, *wanted])
+    toc = json.loads(pathlib.Path(_artifact(ctx, "toc.json")["path"]).read_text())
+    assert [e["title"] for e in toc["entries"] if e["level"] == 2] == wanted
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"content": "no heading, no title", "as_is": True}, "title"),
+        ({"content": "# Only a title", "as_is": True}, "content"),
+        ({"content": "# Title\n\n## \n\ntext", "as_is": True}, "content"),
+    ],
+)
+def test_a_finished_document_it_cannot_lay_out_is_refused_naming_the_field(params, field):
+    with pytest.raises(errors.InvalidParams) as caught:
+        documentation.DocumentationProcessor.load_params(params)
+    assert list(caught.value.errors) == [field]
