@@ -12,10 +12,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 
-# The tests run the real ffmpeg, espeak-ng, pdftotext, WeasyPrint's libraries and Chromium (the
-# dashboard's browser tests): install them when missing and we may.
+# The tests run the real ffmpeg, espeak-ng, pdftotext, tesseract (the media probes' OCR),
+# WeasyPrint's libraries and Chromium (the dashboard's browser tests): install them when
+# missing and we may.
 missing=()
-for tool in ffmpeg espeak-ng pdftotext:poppler-utils chromium; do
+for tool in ffmpeg espeak-ng pdftotext:poppler-utils chromium tesseract:tesseract-ocr; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
 done
 for package in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core fonts-liberation; do

@@ -7,8 +7,9 @@ Artifacts: per section its narration (`section-NN.wav`) and captions (`section-N
 `section-NN.vtt`, times from the section's start); `lesson.json` (see `player`), `lesson.mp4`
 and `lesson.srt` (the whole video's captions).
 
-A section lasts as long as its narration, so the video lasts the sum of the narrations; when
-each block appears within its section is `lesson.schedule`'s rule.
+A section lasts as long as its narration, or longer (silence) until its last animation has
+ended and been held a second (`lesson.section_length`); the video lasts the sum of the
+sections. When each block appears within its section is `lesson.schedule`'s rule.
 
 With given sections it needs no key at all (espeak-ng speaks by default); a prompt needs the
 LLM (OPENAI_API_KEY), and a task that needs a key it lacks fails at once, saying which.
@@ -143,22 +144,23 @@ class AnimatedLessonProcessor(base.Processor):
         taught = self._lesson(params, size, ctx)
         spoken = self._narrate(taught, params, ctx)
         timings = [lesson.schedule(s.blocks, n.duration) for s, n in zip(taught.sections, spoken, strict=True)]
+        lengths = [lesson.section_length(t, n.duration) for t, n in zip(timings, spoken, strict=True)]
         theme = themes.THEMES[params["theme"]]
         painters = [
             animate.Painter(s, t, size, theme, params["subtitles"])
             for s, t in zip(taught.sections, timings, strict=True)
         ]
-        video = self._video(painters, spoken, size, params, ctx)
+        video = self._video(painters, spoken, lengths, size, params, ctx)
         duration = ffmpeg.probe(video).duration
         stored = ctx.artifact(video, "video", "video/mp4", {"duration": duration, "sections": len(spoken)})
-        entries = self._entries(taught, spoken, timings, painters)
+        entries = self._entries(taught, lengths, timings, painters)
         frame = {
             "language": params["language"],
             "aspect": params["aspect"],
             "width": size[0],
             "height": size[1],
             "fps": animate.FPS,
-            "duration": round(sum(n.duration for n in spoken), 3),
+            "duration": round(sum(lengths), 3),
             "video": video.name,
         }
         document = player.document(taught, entries, frame, params["theme"], theme)
@@ -223,12 +225,12 @@ class AnimatedLessonProcessor(base.Processor):
             ctx.artifact(path, "captions", mime, {**meta, "format": suffix, "cues": len(said.cues)})
         return voice.Narration(audio, said.cues, said.duration)
 
-    def _video(self, painters, spoken, size, params: dict, ctx: base.Context) -> pathlib.Path:
-        counts = slide_render.frame_counts([n.duration for n in spoken], animate.FPS)
+    def _video(self, painters, spoken, lengths, size, params: dict, ctx: base.Context) -> pathlib.Path:
+        counts = slide_render.frame_counts(lengths, animate.FPS)
         total = sum(counts)
         ctx.progress(50, "rendering", f"{total} frames")
-        narration = ffmpeg.concat_audio([n.audio for n in spoken], ctx.workdir / "narration.wav", ctx)
-        whole = _whole_cues(spoken)
+        narration = ffmpeg.concat_audio([n.audio for n in spoken], ctx.workdir / "narration.wav", ctx, lengths)
+        whole = _whole_cues(spoken, lengths)
         srt = ctx.workdir / "lesson.srt"
         srt.write_text(captions.to_srt(whole), encoding="utf-8")
         frames = (data for painter, count in zip(painters, counts, strict=True) for data in painter.frames(count))
@@ -246,16 +248,16 @@ class AnimatedLessonProcessor(base.Processor):
         ctx.artifact(srt, "captions", "application/x-subrip", {"format": "srt", "scope": "video"})
         return video
 
-    def _entries(self, taught: lesson.Lesson, spoken, timings, painters) -> list[dict]:
+    def _entries(self, taught: lesson.Lesson, lengths, timings, painters) -> list[dict]:
         entries, start = [], 0.0
-        for number, (section, said, timing, painter) in enumerate(
-            zip(taught.sections, spoken, timings, painters, strict=True), 1
+        for number, (section, length, timing, painter) in enumerate(
+            zip(taught.sections, lengths, timings, painters, strict=True), 1
         ):
             blocks = [player.block_entry(*item) for item in zip(section.blocks, timing, painter.boxes(), strict=True)]
             stem = _stem(number)
             files = {"audio": f"{stem}.wav", "srt": f"{stem}.srt", "vtt": f"{stem}.vtt"}
-            entries.append(player.section_entry(number, section, start, said.duration, files, blocks))
-            start += said.duration
+            entries.append(player.section_entry(number, section, start, length, files, blocks))
+            start += length
         return entries
 
 
@@ -263,11 +265,11 @@ def _stem(number: int) -> str:
     return f"section-{number:02d}"
 
 
-def _whole_cues(spoken: list[voice.Narration]) -> list[captions.Cue]:
+def _whole_cues(spoken: list[voice.Narration], lengths: list[float]) -> list[captions.Cue]:
     cues, start = [], 0.0
-    for narration in spoken:
+    for narration, length in zip(spoken, lengths, strict=True):
         cues += [captions.Cue(round(c.start + start, 3), round(c.end + start, 3), c.text) for c in narration.cues]
-        start += narration.duration
+        start += length
     return cues
 
 

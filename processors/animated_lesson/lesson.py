@@ -4,10 +4,12 @@ for the exact section count, a narration and at least one block per section, kno
 and animations, non-empty code, and blocks that fit a frame; one re-ask, then the task fails);
 and when each block appears within its section (`schedule`).
 
-Timing rule: a section lasts exactly as long as its narration, D seconds, and its n blocks
-appear in order at equal steps: block i (from 0) starts at i * D / n. Its animation lasts the
-block's own `duration` when given, else a default (typing: 30 characters a second, at least
-0.5 s; fade 0.8 s; slide 0.6 s) no longer than its step; either way it ends by the section's end.
+Timing rule: a section's narration lasts D seconds, and its n blocks appear in order at equal
+steps: block i (from 0) starts at i * D / n. Its animation lasts the block's own `duration`
+when given, else a default (typing: 30 characters a second, at least 0.5 s; fade 0.8 s; slide
+0.6 s) no longer than its step. The section lasts its narration, or longer (silence) until every
+animation has ended and its final state has been held `HOLD_SECONDS` (`section_length`): no
+block is ever cut short, and the last frame of a lesson shows every block whole.
 
 A section whose blocks do not start with a heading gets its title as a first heading block.
 """
@@ -30,6 +32,7 @@ MAX_BLOCKS = 6
 TYPING_CPS = 30.0
 MIN_TYPING = 0.5
 DEFAULT_SECONDS = {"fade": 0.8, "slide": 0.6}
+HOLD_SECONDS = 1.0  # every block's final state stays on screen at least this long
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,14 +151,21 @@ def _section_problems(section: SectionAnswer, fits: Callable[[Section], str | No
 
 
 def schedule(blocks: tuple[Block, ...], seconds: float) -> list[Timing]:
-    """Return when each block appears within a section of `seconds` (see the module's rule)."""
+    """Return when each block appears within a section whose narration lasts `seconds` (see
+    the module's rule)."""
     step = seconds / len(blocks)
     timings = []
     for index, block in enumerate(blocks):
-        start = index * step
         wanted = block.duration if block.duration is not None else min(_default_seconds(block), step)
-        timings.append(Timing(round(start, 3), round(max(0.0, min(wanted, seconds - start)), 3)))
+        timings.append(Timing(round(index * step, 3), round(wanted, 3)))
     return timings
+
+
+def section_length(timings: list[Timing], narration: float) -> float:
+    """Return how long a section lasts: its narration, or until its last animation has ended
+    and been held `HOLD_SECONDS`."""
+    ends = max(timing.start + timing.duration for timing in timings)
+    return round(max(narration, ends + HOLD_SECONDS), 3)
 
 
 def _default_seconds(block: Block) -> float:

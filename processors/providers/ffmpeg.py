@@ -201,8 +201,11 @@ def to_audio(src: PathLike, dst: PathLike, format: str, ctx: base.Context) -> pa
     return pathlib.Path(dst)
 
 
-def concat_audio(paths: Iterable[PathLike], dst: PathLike, ctx: base.Context) -> pathlib.Path:
-    """Join audio files end to end into `dst`, encoded by its suffix (.mp3, .wav, .ogg)."""
+def concat_audio(
+    paths: Iterable[PathLike], dst: PathLike, ctx: base.Context, lengths: list[float] | None = None
+) -> pathlib.Path:
+    """Join audio files end to end into `dst`, encoded by its suffix (.mp3, .wav, .ogg).
+    `lengths`: each input padded with silence to at least this many seconds."""
     paths = list(paths)
     if not paths:
         raise ValueError("concat_audio needs at least one input")
@@ -210,8 +213,12 @@ def concat_audio(paths: Iterable[PathLike], dst: PathLike, ctx: base.Context) ->
     for path in paths:
         command.input(path)
     # The concat filter, unlike the concat demuxer, accepts inputs of different rates and layouts.
-    labels = "".join(f"[{i}:a:0]" for i in range(len(paths)))
-    command.filter_complex(f"{labels}concat=n={len(paths)}:v=0:a=1[out]")
+    if lengths is None:
+        pads, labels = "", "".join(f"[{i}:a:0]" for i in range(len(paths)))
+    else:
+        pads = "".join(f"[{i}:a:0]apad=whole_dur={length:.3f}[p{i}];" for i, length in enumerate(lengths))
+        labels = "".join(f"[p{i}]" for i in range(len(paths)))
+    command.filter_complex(f"{pads}{labels}concat=n={len(paths)}:v=0:a=1[out]")
     dst = pathlib.Path(dst)
     run(command.output(dst, map="[out]", acodec=audio_encoder(dst.suffix.lstrip("."))), ctx)
     return dst

@@ -22,7 +22,7 @@ from processors import base, captions, errors
 from processors.animated_lesson import AnimatedLessonProcessor, lesson, player
 from processors.explainer_video import themes
 from processors.providers import process
-from tests import media
+from tests import media, probes
 from tests.api import conftest as api_fixtures
 from tests.fakes import openai_server
 from tests.queue import helpers
@@ -100,7 +100,7 @@ def given(tmp_path_factory):
     return result, ctx, document, folder
 
 
-def test_given_sections_become_a_lesson_json_and_a_video_as_long_as_the_narration(given):
+def test_given_sections_become_a_lesson_json_and_a_video_as_long_as_its_sections(given):
     result, ctx, document, _ = given
 
     names = _by_name(ctx)
@@ -120,14 +120,16 @@ def test_given_sections_become_a_lesson_json_and_a_video_as_long_as_the_narratio
         360,
     )
     narrations = [media.duration(names[f"section-{n:02d}.wav"]["path"]) for n in (1, 2)]
-    length = float(probed["format"]["duration"])
-    assert abs(length - sum(narrations)) <= 0.2, (length, narrations)
-    assert abs(result["duration"] - length) <= 0.01
-    assert abs(document["duration"] - sum(narrations)) <= 0.02
-
     sections = document["sections"]
-    assert [s["duration"] for s in sections] == pytest.approx(narrations, abs=0.02)
-    assert [s["start"] for s in sections] == pytest.approx([0.0, narrations[0]], abs=0.02)
+    # A section lasts its narration, or until its last animation has been held a second.
+    ends = [max(b["start"] + b["duration"] for b in s["blocks"]) for s in sections]
+    lengths = [max(n, end + lesson.HOLD_SECONDS) for n, end in zip(narrations, ends, strict=True)]
+    assert [s["duration"] for s in sections] == pytest.approx(lengths, abs=0.02)
+    length = float(probed["format"]["duration"])
+    assert abs(length - sum(lengths)) <= 0.2, (length, lengths)
+    assert abs(result["duration"] - length) <= 0.01
+    assert abs(document["duration"] - sum(lengths)) <= 0.02
+    assert [s["start"] for s in sections] == pytest.approx([0.0, lengths[0]], abs=0.02)
     assert [(s["audio"], s["captions"]) for s in sections] == [
         (f"section-{n:02d}.wav", {"srt": f"section-{n:02d}.srt", "vtt": f"section-{n:02d}.vtt"}) for n in (1, 2)
     ]
@@ -139,13 +141,13 @@ def test_given_sections_become_a_lesson_json_and_a_video_as_long_as_the_narratio
     assert sections[1]["blocks"][0]["content"] == "Why loops"
     assert sections[1]["blocks"][2]["items"] == ["less code", "fewer bugs"]
     assert sections[0]["blocks"][1]["language"] == "python"
-    for section in sections:
-        count, step = len(section["blocks"]), section["duration"] / len(section["blocks"])
+    for section, narration in zip(sections, narrations, strict=True):
+        count, step = len(section["blocks"]), narration / len(section["blocks"])
         for index, block in enumerate(section["blocks"]):
             assert block["start"] == pytest.approx(index * step, abs=0.002), "blocks appear at equal steps"
-            assert block["start"] + block["duration"] <= section["duration"] + 0.001
+            assert block["start"] + block["duration"] <= section["duration"] - lesson.HOLD_SECONDS + 0.001
         assert count >= 1
-    assert sections[0]["blocks"][1]["duration"] == 2.0, "a given duration is kept when it fits"
+    assert sections[0]["blocks"][1]["duration"] == 2.0, "a given duration is kept"
 
     assert (result["title"], result["sections_by"], result["video"], result["lesson"]) == (
         "Loops",
@@ -168,7 +170,9 @@ def test_captions_per_section_cover_their_narration(given):
         for suffix in ("srt", "vtt"):
             cues = captions.read(names[f"section-{number:02d}.{suffix}"]["path"])
             assert [cue.text for cue in cues] == captions.sentences(raw["narration"], 300)
-            assert cues[0].start == 0.0 and abs(cues[-1].end - section["duration"]) <= 0.02
+            narration = media.duration(names[f"section-{number:02d}.wav"]["path"])
+            assert cues[0].start == 0.0 and abs(cues[-1].end - narration) <= 0.02
+            assert section["duration"] >= narration - 0.02
             assert all(a.end == pytest.approx(b.start, abs=0.002) for a, b in itertools.pairwise(cues)), "no gaps"
     whole = captions.read(names["lesson.srt"]["path"])
     first = len(captions.sentences(SECTIONS[0]["narration"], 300))
@@ -222,8 +226,11 @@ def test_blocks_appear_at_equal_steps_within_the_section():
 
     timings = lesson.schedule(blocks, 6.0)
 
-    assert timings == [lesson.Timing(0.0, 0.8), lesson.Timing(2.0, 2.0), lesson.Timing(4.0, 2.0)]
-    assert lesson.schedule(blocks[:1], 0.5) == [lesson.Timing(0.0, 0.5)], "never longer than the section"
+    assert timings == [lesson.Timing(0.0, 0.8), lesson.Timing(2.0, 2.0), lesson.Timing(4.0, 10.0)]
+    assert lesson.section_length(timings, 6.0) == 15.0, "the section waits for its last block, then holds it 1 s"
+    assert lesson.section_length(timings[:2], 6.0) == 6.0, "blocks ended and held within the narration"
+    short = lesson.schedule(blocks[:1], 0.5)
+    assert short == [lesson.Timing(0.0, 0.5)] and lesson.section_length(short, 0.5) == 1.5
 
 
 def _llm_section(number: int, code: str = "print('hello')") -> dict:
@@ -407,3 +414,40 @@ def test_animated_lesson_through_the_api_and_a_worker(backend, client, keys, pro
     assert sorted(stream["codec_type"] for stream in media.probe(video)["streams"]) == ["audio", "video"]
     assert abs(media.duration(video) - document["duration"]) <= 0.2
     assert abs(row.result["duration"] - media.duration(video)) <= 0.05
+
+
+# The case: the last block a long code listing typed out while a short narration ends.
+LAST_CODE = "def finish(queue, task, result):\n    queue.done(task, result)\n    return result"
+ENDING = [
+    {
+        "title": "Finishing a task",
+        "narration": "Here is how a task ends.",
+        "blocks": [{"type": "code", "content": LAST_CODE, "language": "python", "animation": "typing"}],
+    }
+]
+
+
+@pytest.mark.skipif(probes.missing() is not None, reason=str(probes.missing()))
+def test_probe_the_last_animation_is_whole_and_held_a_second_at_the_end(tmp_path):
+    _, ctx = _run(
+        {"sections": ENDING, "aspect": "16:9", "resolution": 720, "subtitles": False},
+        _settings(tmp_path),
+        tmp_path / "w",
+    )
+    video = _by_name(ctx)["lesson.mp4"]["path"]
+    document = json.loads(pathlib.Path(_by_name(ctx)["lesson.json"]["path"]).read_text())
+    (section,) = document["sections"]
+    _, code = section["blocks"]
+    typed_by = section["start"] + code["start"] + code["duration"]
+    length = media.duration(video)
+    hold = length - typed_by
+    print(f"\nlesson {length:.2f} s, code typed by {typed_by:.2f} s: final state held {hold:.2f} s")
+    assert hold >= lesson.HOLD_SECONDS - 0.05, "the typing ends too close to the end of the video"
+
+    last_at = length - 0.15  # the last frame ffmpeg can seek to
+    change = probes.held(video, code["box"], typed_by + 0.05, last_at, tmp_path)
+    last = media.frame(video, last_at, tmp_path / "last.png")
+    accuracy = probes.word_accuracy(LAST_CODE, probes.ocr(last.crop(code["box"]), tmp_path / "last-code.png"))
+    print(f"largest change after the typing {change:.2f}; OCR of the last frame: {accuracy:.0%} of the code's words")
+    assert change < 0.5, "the code changes after its animation ended"
+    assert accuracy >= 0.95, "the last frame does not show the code whole"
