@@ -1,8 +1,11 @@
 """Slides: a scene's markdown laid out on a frame of the video's size and drawn with Pillow.
 
 Layout makes a list of drawing operations (text runs and boxes) for a given text scale; the
-scale starts at 1 and shrinks by steps until the blocks fit between the margins, down to
-MIN_SCALE. A slide that does not fit even then is refused (`problem` says so), never cut.
+scale starts at MAX_SCALE and shrinks by steps until the blocks fit between the margins, down
+to MIN_SCALE, so a slide with little on it is drawn large rather than lost in an empty frame.
+The blocks are centred as a group, vertically in the room above the captions and horizontally
+between the margins (lines stay left-aligned within the group). A slide that does not fit even
+at MIN_SCALE is refused (`problem` says so), never cut.
 
 Fonts are the shipped ones: Open Sans Bold for headings, DejaVu Sans for text, DejaVu Sans Bold
 for table headers, DejaVu Sans Mono for code.
@@ -24,6 +27,7 @@ MARGIN = 0.07  # of the frame's shorter side
 REFERENCE = 1080
 FONT_PX = {"h1": 76, "h2": 56, "text": 42, "code": 34, "table": 36}
 MIN_SCALE = 0.5
+MAX_SCALE = 1.8
 SHRINK = 0.9
 # Burned-in captions: font size at scale 1 like FONT_PX, bottom margin as a share of the short side.
 CAPTION_PX = 44
@@ -135,23 +139,29 @@ def layout_blocks(
     """Return `layout`'s operations grouped by block (one list per block, in order), else None."""
     short = min(size)
     margin = round(short * MARGIN)
-    scale = 1.0
+    scale = MAX_SCALE
     while scale >= MIN_SCALE - 1e-9:
         cursor = _Cursor(margin, size[0] - margin, short / REFERENCE * scale, theme)
         bounds = _lay_blocks(blocks, cursor)
         room = size[1] - 2 * margin - max(0, bottom - margin)
         if cursor.y <= room:
-            dy = margin + (room - cursor.y) / 2  # centred
-            return [[_moved(op, dy) for op in cursor.ops[first:end]] for first, end in bounds]
+            dx = (cursor.right - _right_edge(cursor.ops)) / 2
+            dy = margin + (room - cursor.y) / 2
+            return [[_moved(op, dx, dy) for op in cursor.ops[first:end]] for first, end in bounds]
         scale *= SHRINK
     return None
 
 
-def _moved(op, dy: float):
+def _right_edge(ops: list) -> float:
+    """Return the right edge of what the operations draw."""
+    return max((op.box[2] if isinstance(op, Box) else op.x + op.font.getlength(op.text)) for op in ops)
+
+
+def _moved(op, dx: float, dy: float):
     if isinstance(op, Box):
         x0, y0, x1, y1 = op.box
-        return dataclasses.replace(op, box=(x0, y0 + dy, x1, y1 + dy))
-    return dataclasses.replace(op, y=op.y + dy)
+        return dataclasses.replace(op, box=(x0 + dx, y0 + dy, x1 + dx, y1 + dy))
+    return dataclasses.replace(op, x=op.x + dx, y=op.y + dy)
 
 
 def _lay_blocks(blocks: list[markup.Block], cursor: _Cursor) -> list[tuple[int, int]]:

@@ -18,7 +18,7 @@ from PIL import Image, ImageChops, ImageStat
 from app import config
 from processors import base, captions, errors
 from processors.explainer_video import ExplainerVideoProcessor, markup, slides, themes
-from tests import media
+from tests import media, probes
 from tests.api import conftest as api_fixtures
 from tests.fakes import openai_server
 from tests.queue import helpers
@@ -386,3 +386,44 @@ def test_explainer_through_the_api_and_a_worker(backend, client, keys, processes
     assert kinds == ["audio", "video"]
     assert abs(media.duration(video) - row.result["duration"]) <= 0.05
     assert abs(row.result["duration"] - sum(scene["duration"] for scene in row.result["scenes"])) <= 0.2
+
+
+# Slides as a script gives them: a title alone, a few short points, a title and a paragraph.
+LAYOUT_SLIDES = {
+    "title": "# Why otters hold hands",
+    "few points": "# Circles\n\n- Round\n  - no corners\n- Common",
+    "points": "# Circles\n\n- Round shapes have no corners\n- The area grows with the square of the radius\n"
+    "- Circles appear in wheels, coins and clocks",
+    "paragraph": "# Area\n\nThe area of a circle is pi times the radius squared.",
+}
+
+
+@pytest.mark.skipif(probes.missing() is not None, reason=str(probes.missing()))
+@pytest.mark.parametrize("aspect", ["16:9", "9:16", "1:1"])
+def test_probe_slides_fill_the_frame_centred_inside_the_margins_and_read_back(aspect, tmp_path):
+    """Each slide's content covers at least 12% of the room above the captions (a title alone
+    on a portrait frame; a few points much more), its centre is near the room's centre, nothing
+    crosses the margins, and OCR reads at least 95% of the slides' words."""
+    theme = themes.THEMES["light"]
+    width, height = slides.SIZES[aspect]
+    margin = round(min(width, height) * slides.MARGIN)
+    room_height = height - slides.caption_band((width, height))
+    shown, read = [], []
+    for name, text in LAYOUT_SLIDES.items():
+        image = _image(slides.render(text, aspect, theme, tmp_path / "slide.png", captions=True))
+        left, top, right, bottom = ImageChops.difference(
+            image, Image.new("RGB", image.size, theme.background)
+        ).getbbox()
+        share = (right - left) * (bottom - top) / (width * room_height)
+        centre = ((left + right) / 2 / width, (top + bottom) / 2 / room_height)
+        shown.append(text)
+        read.append(probes.ocr(image, tmp_path / "ocr.png"))
+        accuracy = probes.word_accuracy(text, read[-1])
+        print(f"\n{aspect} {name}: covers {share:.0%}, centre at {centre[0]:.2f}, {centre[1]:.2f}; OCR {accuracy:.0%}")
+        assert share >= 0.12, f"{name}: the content covers {share:.0%} of the frame"
+        assert abs(centre[0] - 0.5) <= 0.05 and abs(centre[1] - 0.5) <= 0.08, f"{name}: off centre {centre}"
+        assert left >= margin - 2 and right <= width - margin + 2 and top >= margin - 2, (name, left, top, right)
+        assert bottom <= room_height, f"{name}: into the captions' band"
+    accuracy = probes.word_accuracy("\n".join(shown), "\n".join(read))
+    print(f"{aspect}: OCR read {accuracy:.0%} of the slides' words")
+    assert accuracy >= 0.95
