@@ -117,13 +117,22 @@ class Style:
     margin: int = 0
 
 
+# Burned-in captions sit on a dark box three quarters opaque (ASS is &HAABBGGRR, alpha 0 is
+# opaque), padded by BOX_PAD of the font size, with letters spaced by SPACING of it: an outline
+# alone runs letters together on a light picture, most of all once the video is shown smaller.
+BOX_COLOUR = "&H40000000"
+BOX_PAD = 0.12
+SPACING = 0.04
+
+
 def to_ass(cues: list[Cue], style: Style) -> str:
-    """Return the cues as an ASS script: white-ish text in the given colour, a dark outline,
+    """Return the cues as an ASS script: text in the given colour on a dark translucent box,
     centred near the bottom of a `style.width` x `style.height` frame."""
     rgb = style.color.lstrip("#")
     colour = f"&H00{rgb[4:6]}{rgb[2:4]}{rgb[0:2]}".upper()  # ASS is &HAABBGGRR
     margin = style.margin or style.height // 8
-    outline = max(2, style.size // 12)
+    pad = max(2, round(style.size * BOX_PAD))
+    spacing = max(1, round(style.size * SPACING))
     header = (
         "[Script Info]\nScriptType: v4.00+\n"
         f"PlayResX: {style.width}\nPlayResY: {style.height}\nWrapStyle: 0\nScaledBorderAndShadow: yes\n\n"
@@ -131,8 +140,8 @@ def to_ass(cues: list[Cue], style: Style) -> str:
         "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
         "Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, "
         "MarginL, MarginR, MarginV, Encoding\n"
-        f"Style: Caption,{style.family},{style.size},{colour},{colour},&H00000000,&H80000000,-1,0,0,0,100,100,0,0,"
-        f"1,{outline},1,2,{style.width // 12},{style.width // 12},{margin},1\n\n"
+        f"Style: Caption,{style.family},{style.size},{colour},{colour},{BOX_COLOUR},{BOX_COLOUR},-1,0,0,0,100,100,"
+        f"{spacing},0,3,{pad},0,2,{style.width // 12},{style.width // 12},{margin},1\n\n"
         "[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
     )
     lines = [f"Dialogue: 0,{_ass_time(c.start)},{_ass_time(c.end)},Caption,,0,0,0,,{_ass_text(c.text)}" for c in cues]

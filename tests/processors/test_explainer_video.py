@@ -17,7 +17,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from app import config
 from processors import base, captions, errors
-from processors.explainer_video import ExplainerVideoProcessor, markup, slides, themes
+from processors.explainer_video import ExplainerVideoProcessor, markup, render, slides, themes
 from tests import media, probes
 from tests.api import conftest as api_fixtures
 from tests.fakes import openai_server
@@ -426,4 +426,21 @@ def test_probe_slides_fill_the_frame_centred_inside_the_margins_and_read_back(as
         assert bottom <= room_height, f"{name}: into the captions' band"
     accuracy = probes.word_accuracy("\n".join(shown), "\n".join(read))
     print(f"{aspect}: OCR read {accuracy:.0%} of the slides' words")
+    assert accuracy >= 0.95
+
+
+@pytest.mark.skipif(probes.missing() is not None, reason=str(probes.missing()))
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_probe_burned_captions_read_back_at_half_size(theme, tmp_path):
+    """Captions burned into a 1920x1080 scene, watched at 960x540: OCR of the caption band
+    reads at least 95% of the cue's words on a light slide and on a dark one."""
+    text = "The area of a circle is pi times the radius squared, which grows quickly."
+    ctx = base.Context("task-captions", 1, tmp_path / "w", settings=_settings(tmp_path))
+    slide = slides.render("# Area", "16:9", themes.THEMES[theme], tmp_path / "slide.png", captions=True)
+    clip = render.scene_clip(slide, 10, [captions.Cue(0.0, 5.0, text)], tmp_path / "clip.mp4", ctx)
+    frame = media.frame(clip, 0.1, tmp_path / "frame.png").resize((960, 540), Image.LANCZOS)
+    band = frame.crop((0, 540 - slides.caption_band((960, 540)), 960, 540))
+    seen = probes.ocr(band, tmp_path / "band.png")
+    accuracy = probes.word_accuracy(text, seen)
+    print(f"\n{theme} slide, captions at 960x540: OCR read {accuracy:.0%} ({seen.strip()!r})")
     assert accuracy >= 0.95
