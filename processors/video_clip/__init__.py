@@ -6,10 +6,11 @@ ground them (60), render clip i of N (70-95), done (100). Each clip is an `artif
 in its metadata; the transcript and the analysis are stored as JSON.
 
 Modules: `transcript` (speech-to-text or subtitles), `analysis` (loudness and scene changes),
-`segments` (grounding and the heuristic), `choose` (the LLM), `render` (one ffmpeg command per
-clip).
+`segments` (grounding and the heuristic), `choose` (the LLM), `titles` (a clip's key phrase
+when the LLM gave no title), `render` (one ffmpeg command per clip).
 """
 
+import dataclasses
 import json
 import pathlib
 
@@ -19,7 +20,7 @@ from marshmallow import validate
 from processors import base, captions, errors, fonts
 from processors.policy import Policy
 from processors.providers import download, ffmpeg
-from processors.video_clip import analysis, choose, render, segments, transcript
+from processors.video_clip import analysis, choose, render, segments, titles, transcript
 
 
 class Source(marshmallow.Schema):
@@ -99,6 +100,7 @@ class VideoClipProcessor(base.Processor):
                 "(OPENAI_API_KEY), give a source with subtitles, or set subtitles to false"
             )
         chosen, how, usage, analysed = self._segments(media, probed, heard, params, ctx)
+        chosen = [_titled(segment, heard, title) for segment in chosen]
         clips = self._render_all(media, probed, heard, chosen, params, ctx)
         self._store_json(ctx, "transcript.json", heard.to_dict(), "transcript")
         self._store_json(ctx, "analysis.json", {"segments_by": how, **analysed}, "analysis")
@@ -204,6 +206,14 @@ class VideoClipProcessor(base.Processor):
         path = ctx.workdir / name
         path.write_text(json.dumps(data, indent=1))
         ctx.artifact(path, kind, "application/json")
+
+
+def _titled(segment: segments.Segment, heard: transcript.Transcript, source_title: str | None) -> segments.Segment:
+    """Return the segment with a title: the LLM's, else the key phrase of what is said in it."""
+    if segment.title.strip():
+        return segment
+    said = heard.between(segment.start, segment.end)
+    return dataclasses.replace(segment, title=titles.title(said, source_title, segment.start, segment.end))
 
 
 def transcript_cues(heard: transcript.Transcript, aspect: str):

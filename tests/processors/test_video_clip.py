@@ -30,7 +30,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from app import config, runtime
 from processors import base, captions, errors
-from processors.video_clip import VideoClipProcessor, segments
+from processors.video_clip import VideoClipProcessor, segments, titles
 from tests import media
 from tests.api.conftest import bearer
 from tests.conftest import wait_for
@@ -164,6 +164,8 @@ def test_clips_from_a_url_with_embedded_subtitles_and_the_heuristic(sources, med
     assert 2 - 0.01 <= clip["end"] - clip["start"] <= 3 + 0.01 and 0 <= clip["start"] < clip["end"] <= SECONDS
     assert clip["reason"].startswith("loudness") and 0 <= clip["score"] <= 1
     assert clip["text"] and clip["text"] in " ".join(text for _, _, text in CUES)
+    # With no LLM the title is the key phrase of what the clip says: its own words, not empty.
+    assert clip["title"] and clip["title"].casefold() in clip["text"].casefold(), clip
     assert [a["kind"] for a in on_ctx.artifacts] == ["clip", "transcript", "analysis"]
     assert on_ctx.artifacts[0]["metadata"] == {k: v for k, v in clip.items() if k not in ("artifact", "name")}
     stored = json.loads(pathlib.Path(on_ctx.artifacts[1]["path"]).read_text())
@@ -470,3 +472,23 @@ def _kill_orphans(marker: str) -> None:
                 os.kill(int(cmdline.parent.name), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.mark.parametrize(
+    "said, title",
+    [
+        (
+            "So today we are going to talk about how river otters hold hands while they sleep.",
+            "River otters hold hands",
+        ),
+        ("Okay, um, the quarterly revenue grew by twelve percent this year.", "Quarterly revenue grew"),
+        ("Today we cut long videos into short ones.", "Cut long videos"),
+    ],
+)
+def test_a_clip_without_an_llm_is_titled_by_its_key_phrase(said, title):
+    assert titles.key_phrase(said) == title
+
+
+def test_a_clip_with_nothing_said_is_titled_by_the_source_and_its_span():
+    assert titles.title("", "Otters at dusk", 65.2, 95.9) == "Otters at dusk 1:05-1:35"
+    assert titles.title("yes, okay, um", None, 3725, 3755) == "Clip 1:02:05-1:02:35"
