@@ -57,10 +57,12 @@ class Context:
         logger: logging.Logger | None = None,
         uploads: dict[str, pathlib.Path] | None = None,
         tasks: dict[str, dict] | None = None,
+        task_files: dict[str, dict[str, pathlib.Path]] | None = None,
     ):
         self.task_id = task_id
         self._uploads = dict(uploads or {})
         self._tasks = dict(tasks or {})
+        self._task_files = {task: dict(files) for task, files in (task_files or {}).items()}
         self.children: list[dict] = []
         self.attempt = attempt
         self._workdir = pathlib.Path(workdir)
@@ -129,6 +131,15 @@ class Context:
         if found is None:
             raise errors.PermanentError(f"task {task_id} does not exist")
         return dict(found)
+
+    def fetch_artifact(self, task_id: str, name: str) -> pathlib.Path:
+        """Return a local copy of the file `name` that another succeeded task of the same
+        account stored (a course joins its lessons' videos this way). Raises PermanentError if
+        there is no such file."""
+        path = self._task_files.get(str(task_id), {}).get(name)
+        if path is None:
+            raise errors.PermanentError(f"task {task_id} has no artifact {name!r}")
+        return pathlib.Path(path)
 
     def submit_child(self, type: str, params: dict, key: str) -> str:
         """Submit a child task of this one and return its id. `key` names the child among its

@@ -106,6 +106,31 @@ class DurableContext(base.Context):
             raise processor_errors.PermanentError(f"the file of upload {upload_id} is missing") from None
         return target
 
+    def fetch_artifact(self, task_id: str, name: str) -> pathlib.Path:
+        """Copy the file `name` a succeeded task of the account stored in its last attempt into
+        the workdir and return its path."""
+        try:
+            wanted = uuid.UUID(str(task_id))
+        except ValueError:
+            raise processor_errors.PermanentError(f"{task_id!r} is not a task id") from None
+        t, a = models.Task, models.Artifact
+        row = self._session.execute(
+            sa.select(a.storage_key)
+            .join(t, t.id == a.task_id)
+            .where(a.task_id == wanted, a.name == name, a.attempt == t.attempt)
+            .where(t.account_id == self.account_id, t.status == "succeeded")
+        ).first()
+        self._session.rollback()
+        if row is None:
+            raise processor_errors.PermanentError(f"task {task_id} has no artifact {name!r} (not succeeded, or deleted?)")
+        target = self.workdir / "tasks" / str(wanted) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._storage.fetch(row.storage_key, target)
+        except storage.errors.Missing:
+            raise processor_errors.PermanentError(f"the file {name!r} of task {task_id} is missing") from None
+        return target
+
     def task_result(self, task_id: str) -> dict:
         """Return another task of the same account as `{type, status, result}`."""
         try:

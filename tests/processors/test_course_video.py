@@ -4,14 +4,17 @@ the lessons that failed, and cancelling it cancels them. Real workers, espeak-ng
 the LLM is the fake OpenAI server."""
 
 import json
+import pathlib
+import subprocess
 
 import pytest
 import sqlalchemy as sa
 
-from app import config, models
+from app import config, models, runtime
 from app.extensions import db
 from app.services import tasks as task_service
 from processors import base, course_video, errors
+from tests import media, probes
 from tests.conftest import wait_for
 from tests.fakes import openai_server
 from tests.queue import helpers
@@ -63,7 +66,7 @@ def test_a_bad_llm_outline_is_asked_again_once_then_fails(tmp_path):
     assert ctx.children == []
 
 
-def test_a_given_outline_runs_with_no_key(backend, app, account, processes):
+def test_a_given_outline_runs_with_no_key(backend, app, account, processes, tmp_path):
     processes.worker("io", concurrency=1)
     processes.worker("cpu", concurrency=2)
     parent, _ = task_service.submit("course_video", {"outline": OUTLINE, "aspect": "1:1"}, account_id=account.id)
@@ -82,6 +85,44 @@ def test_a_given_outline_runs_with_no_key(backend, app, account, processes):
     assert len(progress) >= 3, "the parent reports its children's progress while it waits"
     outline = [a for a in task_service.artifacts(parent.id, account.id) if a.kind == "outline"]
     assert len(outline) == 1 and outline[0].name == "outline.json"
+
+    # The joined course: a title card, then each lesson, with a chapter marker for each.
+    (joined,) = [a for a in task_service.artifacts(parent.id, account.id) if a.kind == "video"]
+    assert joined.name == "course.mp4" and done.result["video"] == "course.mp4"
+    course = tmp_path / "course.mp4"
+    runtime.current().storage.fetch(joined.storage_key, course)
+    lessons = [media.duration(_lesson_video(child, account, tmp_path)) for child in children]
+    chapters = _chapters(course)
+    print(f"\ncourse {media.duration(course):.2f} s, lessons {lessons}, chapters {chapters}")
+    assert [title for title, _, _ in chapters] == ["Otters", "Life in water: Floating", "Life in water: Eating"]
+    assert chapters == [
+        (c["title"], pytest.approx(c["start"], abs=0.05), pytest.approx(c["end"], abs=0.05))
+        for c in done.result["chapters"]
+    ]
+    assert chapters[1][1] == pytest.approx(course_video.join.TITLE_SECONDS, abs=0.05)
+    assert [end - start for _, start, end in chapters[1:]] == pytest.approx(lessons, abs=0.1)
+    assert media.duration(course) == pytest.approx(course_video.join.TITLE_SECONDS + sum(lessons), abs=0.2)
+    kinds = sorted(stream["codec_type"] for stream in media.probe(course)["streams"])
+    assert kinds == ["audio", "data", "video"], "one picture, one sound, and mp4's chapter track"
+    if probes.missing() is None:
+        card = media.frame(course, 1.0, tmp_path / "card.png")
+        seen = probes.ocr(card, tmp_path / "card-ocr.png")
+        assert probes.word_accuracy("Otters Life in water", seen) >= 0.95, seen
+        later = media.frame(course, chapters[2][1] + 0.5, tmp_path / "lesson2.png")
+        assert probes.word_accuracy("Eating", probes.ocr(later, tmp_path / "lesson2-ocr.png")) == 1.0
+
+
+def _lesson_video(child: models.Task, account, folder) -> pathlib.Path:
+    (video,) = [a for a in task_service.artifacts(child.id, account.id) if a.name == "video.mp4"]
+    path = folder / f"{child.id}.mp4"
+    runtime.current().storage.fetch(video.storage_key, path)
+    return path
+
+
+def _chapters(path) -> list[tuple[str, float, float]]:
+    argv = ["ffprobe", "-v", "error", "-print_format", "json", "-show_chapters", str(path)]
+    found = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout)
+    return [(c["tags"]["title"], float(c["start_time"]), float(c["end_time"])) for c in found["chapters"]]
 
 
 def test_a_failed_lesson_fails_the_course_naming_it(backend, app, account, processes, settings):

@@ -9,7 +9,9 @@ as the slide's bullets. So a given outline runs with no key at all.
 The parent then waits: its progress is the mean of its children's, it ends when every child
 has ended, and it fails naming the lessons that failed or were cancelled. Cancelling the parent
 cancels its children (the queue cascades a cancel to descendants). A retried parent gets the
-same children back (each is submitted under the key `lesson-<chapter>-<lesson>`).
+same children back (each is submitted under the key `lesson-<chapter>-<lesson>`). When every
+lesson has succeeded it joins them (`join`): `course.mp4`, a title card and then each lesson's
+video, with a chapter marker per lesson; the per-lesson videos stay their children's artifacts.
 """
 
 import json
@@ -19,11 +21,13 @@ import pydantic
 from marshmallow import validate
 
 from processors import base, captions, errors, llm, providers
+from processors.course_video import join
 from processors.policy import Policy
 from processors.prompts import course_video as prompts
 
 ENDED = ("succeeded", "failed", "cancelled")
 POLL_SECONDS = 1.0
+VIDEO_NAME = "video.mp4"  # the explainer_video artifact each lesson is joined from
 SENTENCES_PER_SCENE = 2
 
 
@@ -129,8 +133,36 @@ class CourseVideoProcessor(base.Processor):
         failed = [f"{r['chapter']} / {r['title']} ({r['status']})" for r in report if r["status"] != "succeeded"]
         if failed:
             raise errors.PermanentError(f"{len(failed)} of {len(report)} lessons did not succeed: " + "; ".join(failed))
+        ctx.progress(90, "joining", f"{len(lessons)} lessons into course.mp4")
+        video, chapters = self._join(outline, lessons, params, ctx)
+        stored = ctx.artifact(video, "video", "video/mp4", {"chapters": chapters, "duration": chapters[-1]["end"]})
         ctx.progress(100, "done")
-        return {"title": outline["title"], "lessons": report, "usage": usage}
+        return {
+            "title": outline["title"],
+            "lessons": report,
+            "video": video.name,
+            "artifact": stored.get("id"),
+            "duration": chapters[-1]["end"],
+            "chapters": chapters,
+            "usage": usage,
+        }
+
+    def _join(self, outline: dict, lessons: list[dict], params: dict, ctx) -> tuple:
+        """Return course.mp4 (title card, then the lessons) and its chapters."""
+        card = join.title_card(
+            outline["title"],
+            [c["title"] for c in outline["chapters"]],
+            params["aspect"],
+            ctx.workdir / "title.mp4",
+            ctx,
+        )
+        parts = [
+            join.Part(ctx.fetch_artifact(lesson["task_id"], VIDEO_NAME), f"{lesson['chapter']}: {lesson['title']}")
+            for lesson in lessons
+        ]
+        out = ctx.workdir / "course.mp4"
+        chapters = join.join(card, outline["title"], parts, out, ctx)
+        return out, chapters
 
     def _outline(self, params: dict, ctx) -> tuple[dict, dict]:
         if params.get("outline"):
@@ -162,7 +194,7 @@ class CourseVideoProcessor(base.Processor):
             children = {c["id"]: c for c in ctx.children_status() if c["id"] in ids}
             done = sum(1 for c in children.values() if c["status"] in ENDED)
             mean = sum(100.0 if c["status"] in ENDED else c["progress"] for c in children.values()) / len(ids)
-            ctx.progress(5 + 0.95 * mean, "lessons", f"{done} of {len(ids)} lessons ended")
+            ctx.progress(5 + 0.85 * mean, "lessons", f"{done} of {len(ids)} lessons ended")
             if done == len(ids) and len(children) == len(ids):
                 return children
             ctx.sleep(POLL_SECONDS)
