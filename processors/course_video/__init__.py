@@ -3,8 +3,8 @@
 The outline comes from the LLM, or is given (`outline`). Each lesson becomes a child built from
 its content, not only its title: with an LLM configured the child gets a prompt holding the
 lesson's title and content (its own LLM call writes the slides); without one, a script made
-from the content itself: one scene per two sentences, narrated as written, with the sentences
-as the slide's bullets. So a given outline runs with no key at all.
+from the content itself: one scene per two sentences, narrated as written, with each sentence
+a bullet of the slide (a long one shown as its key phrase). So a given outline runs with no key at all.
 
 The parent then waits: its progress is the mean of its children's, it ends when every child
 has ended, and it fails naming the lessons that failed or were cancelled. Cancelling the parent
@@ -20,7 +20,7 @@ import marshmallow
 import pydantic
 from marshmallow import validate
 
-from processors import base, captions, errors, llm, providers
+from processors import base, captions, errors, llm, phrases, providers
 from processors.course_video import join
 from processors.policy import Policy
 from processors.prompts import course_video as prompts
@@ -29,6 +29,7 @@ ENDED = ("succeeded", "failed", "cancelled")
 POLL_SECONDS = 1.0
 VIDEO_NAME = "video.mp4"  # the explainer_video artifact each lesson is joined from
 SENTENCES_PER_SCENE = 2
+SHORT_SENTENCE_WORDS = 8  # a longer sentence is shown on its slide as its key phrase
 
 
 class LessonSchema(marshmallow.Schema):
@@ -236,11 +237,18 @@ def _lesson_params(chapter: dict, lesson: dict, params: dict, with_llm: bool) ->
 
 def lesson_script(chapter: str, title: str, content: str) -> list[dict]:
     """Return a scene list narrating `content` as written: a title scene, then one scene per
-    two sentences with those sentences as the slide's bullets."""
+    two sentences, each shown as a bullet: as written when short, else its key phrase, so the
+    slide sums up what the narration says rather than repeating it word for word."""
     sentences = captions.sentences(content, 300)
     scenes = [{"narration": f"{title}.", "slide": f"# {title}\n\n{chapter}"}]
     for start in range(0, len(sentences), SENTENCES_PER_SCENE):
         group = sentences[start : start + SENTENCES_PER_SCENE]
-        bullets = "\n".join(f"- {sentence}" for sentence in group)
+        bullets = "\n".join(f"- {_bullet(sentence)}" for sentence in group)
         scenes.append({"narration": " ".join(group), "slide": f"## {title}\n\n{bullets}"})
     return scenes
+
+
+def _bullet(sentence: str) -> str:
+    if len(sentence.split()) <= SHORT_SENTENCE_WORDS:
+        return sentence
+    return phrases.key_phrase(sentence) or sentence

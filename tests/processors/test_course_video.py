@@ -155,3 +155,23 @@ def test_cancelling_a_course_cancels_its_lessons(backend, app, account, processe
     assert len(children) == 2
     for child in children:
         helpers.wait_status(child.id, "cancelled", timeout=30)
+
+
+def test_probe_a_long_narration_is_summed_up_on_its_slide_not_repeated():
+    """With no LLM a lesson's slides show each long sentence as its key phrase: the on-screen
+    words are at most half the narration's, and every bullet's words are the narration's."""
+    content = (
+        "Sea otters spend almost their whole lives floating on their backs in cold coastal water. "
+        "To keep from drifting apart while they sleep, members of a group often hold each other's paws. "
+        "Their thick fur traps a layer of air that keeps them warm without any blubber at all. "
+        "They are short."
+    )
+    scenes = course_video.lesson_script("Life in water", "Floating", content)[1:]
+    narrated = " ".join(scene["narration"] for scene in scenes)
+    bullets = [line[2:] for scene in scenes for line in scene["slide"].splitlines() if line.startswith("- ")]
+    shown = " ".join(bullets)
+    ratio = len(probes.words(shown)) / len(probes.words(narrated))
+    print(f"\non screen {ratio:.0%} of the narration's words: {bullets}")
+    assert ratio <= 0.5
+    assert len(bullets) == 4 and bullets[3] == "They are short.", "a short sentence is shown as written"
+    assert all(set(probes.words(b)) <= set(probes.words(narrated)) for b in bullets), "the narration's own words"

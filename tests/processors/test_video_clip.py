@@ -29,7 +29,7 @@ import werkzeug.test
 from PIL import Image, ImageChops, ImageStat
 
 from app import config, runtime
-from processors import base, captions, errors
+from processors import base, captions, errors, phrases
 from processors.video_clip import VideoClipProcessor, segments, titles
 from tests import media
 from tests.api.conftest import bearer
@@ -486,7 +486,7 @@ def _kill_orphans(marker: str) -> None:
     ],
 )
 def test_a_clip_without_an_llm_is_titled_by_its_key_phrase(said, title):
-    assert titles.key_phrase(said) == title
+    assert phrases.key_phrase(said) == title
 
 
 def test_a_clip_with_nothing_said_is_titled_by_the_source_and_its_span():
