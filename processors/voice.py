@@ -104,9 +104,11 @@ class VoiceProcessor(base.Processor):
             on_step=lambda stage, done, total: _report(ctx, stage, done, total),
         )
         ctx.progress(90, "encoding", params["format"])
-        audio = ffmpeg.to_audio(spoken.audio, ctx.workdir / f"voice.{params['format']}", params["format"], ctx)
+        # Levelled again as encoded: a lossy codec's low-pass takes some loudness away.
+        audio = ffmpeg.normalise_loudness(spoken.audio, ctx.workdir / f"voice.{params['format']}", ctx)
         duration = ffmpeg.probe(audio).duration
-        meta = {"provider": provider, "voice": voice, "rate": params["rate"], "duration": duration}
+        level = ffmpeg.loudness(audio, ctx)
+        meta = {"provider": provider, "voice": voice, "rate": params["rate"], "duration": duration, "loudness": level}
         stored = ctx.artifact(audio, "audio", MIME[params["format"]], meta)
         names = self._captions(spoken.cues, params, ctx) if params["captions"] else []
         ctx.progress(100, "done")
@@ -114,6 +116,7 @@ class VoiceProcessor(base.Processor):
             "audio": audio.name,
             "artifact": stored.get("id"),
             "duration": duration,
+            "loudness": level,
             "format": params["format"],
             "provider": provider,
             "voice": voice,
@@ -155,7 +158,8 @@ def narrate(
     pitch: int | None = None,
     on_step: Callable[[str, int, int], None] | None = None,
 ) -> Narration:
-    """Speak `text` sentence by sentence into `folder/joined.wav` and time a cue per sentence.
+    """Speak `text` sentence by sentence into `folder/joined.wav`, brought to -16 LUFS
+    (`ffmpeg.normalise_loudness`), and time a cue per sentence.
 
     provider: espeak, openai or elevenlabs; voice: that provider's voice id.
     rate: speed, 1.0 is normal; pitch: espeak only, 0-99 (None: the voice's own).
@@ -177,8 +181,9 @@ def narrate(
         durations.append(ffmpeg.probe(paths[-1]).duration)
         step("speaking", index, len(pieces))
     step("joining", len(pieces), len(pieces))
-    joined = ffmpeg.concat_audio(paths, folder / "joined.wav", ctx)
-    return Narration(joined, _cues(pieces, durations), sum(durations))
+    joined = ffmpeg.concat_audio(paths, folder / "pieces.wav", ctx)
+    levelled = ffmpeg.normalise_loudness(joined, folder / "joined.wav", ctx)
+    return Narration(levelled, _cues(pieces, durations), sum(durations))
 
 
 def default_voice(provider: str, language: str | None) -> str:

@@ -55,3 +55,13 @@ def _mean(image: Image.Image) -> float:
     histogram = image.convert("L").histogram()
     pixels = sum(histogram)
     return sum(level * count for level, count in enumerate(histogram)) / pixels if pixels else 0.0
+
+
+def loudness(path) -> float:
+    """Return a file's integrated loudness (LUFS) as ffmpeg's `ebur128` summary reports it."""
+    argv = ["ffmpeg", "-hide_banner", "-nostats", "-i", str(path), "-vn", "-af", "ebur128", "-f", "null", "-"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.findall(r"^\s*I:\s+(-?[\d.]+) LUFS", done.stderr, re.MULTILINE)
+    assert found, done.stderr[-2000:]
+    return float(found[-1])

@@ -15,6 +15,7 @@ import functools
 import json
 import pathlib
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -222,6 +223,48 @@ def concat_audio(
     dst = pathlib.Path(dst)
     run(command.output(dst, map="[out]", acodec=audio_encoder(dst.suffix.lstrip("."))), ctx)
     return dst
+
+
+# Loudness (EBU R128): the level speech is brought to, the peak a gain may not pass (dBFS), and
+# the most a quiet take is raised (a near-silent file is not blown up into noise).
+VOICE_LUFS = -16.0
+PEAK_LIMIT_DB = -1.0
+MAX_GAIN_DB = 30.0
+LOUDNESS_TOLERANCE = 0.2  # LU: off by more after the limiter, the gain is corrected once
+_INTEGRATED = re.compile(r"lavfi\.r128\.I=(-?[\d.]+|-inf|nan)")
+
+
+def loudness(path: PathLike, ctx: base.Context) -> float | None:
+    """Return a file's integrated loudness in LUFS (EBU R128, ffmpeg's `ebur128`), or None when
+    it is too short or too quiet to measure."""
+    found = ctx.workdir / f"{pathlib.Path(path).stem}.loudness.txt"
+    graph = f"ebur128=metadata=1,ametadata=mode=print:key=lavfi.r128.I:file={escape_filter_path(found)}"
+    run(Command().input(path).output("-", af=graph, vn=True, f="null"), ctx)
+    values = _INTEGRATED.findall(found.read_text(errors="replace")) if found.is_file() else []
+    found.unlink(missing_ok=True)
+    last = values[-1] if values else "nan"
+    return None if last in ("-inf", "nan") or float(last) <= -69.0 else float(last)
+
+
+def normalise_loudness(src: PathLike, dst: PathLike, ctx: base.Context, target: float = VOICE_LUFS) -> pathlib.Path:
+    """Write `src` brought to `target` LUFS into `dst` (same rate and channels, 16-bit PCM for
+    .wav): one measured gain for the whole file, so speech keeps its dynamics, and a limiter
+    at PEAK_LIMIT_DB so the gain never clips (what the limiter takes away is made up once). A
+    file too quiet to measure is copied as is."""
+    dst = pathlib.Path(dst)
+    measured = loudness(src, ctx)
+    gain = 0.0 if measured is None else target - measured
+    _gain(src, dst, gain, ctx)
+    after = loudness(dst, ctx) if measured is not None else None
+    if after is not None and abs(target - after) > LOUDNESS_TOLERANCE:  # the limiter took some away
+        _gain(src, dst, gain + target - after, ctx)
+    return dst
+
+
+def _gain(src: PathLike, dst: pathlib.Path, gain: float, ctx: base.Context) -> None:
+    gain = max(-MAX_GAIN_DB, min(MAX_GAIN_DB, gain))
+    filters = f"volume={gain:.2f}dB,alimiter=limit={10 ** (PEAK_LIMIT_DB / 20):.3f}:level=false"
+    run(Command().input(src).output(dst, af=filters, acodec=audio_encoder(dst.suffix.lstrip("."))), ctx)
 
 
 def audio_encoder(format: str) -> str:

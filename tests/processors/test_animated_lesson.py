@@ -21,7 +21,7 @@ from app import config
 from processors import base, captions, errors
 from processors.animated_lesson import AnimatedLessonProcessor, lesson, player
 from processors.explainer_video import themes
-from processors.providers import process
+from processors.providers import ffmpeg, process
 from tests import media, probes
 from tests.api import conftest as api_fixtures
 from tests.fakes import openai_server
@@ -112,6 +112,9 @@ def test_given_sections_become_a_lesson_json_and_a_video_as_long_as_its_sections
     probed = media.probe(video)
     kinds = sorted(stream["codec_type"] for stream in probed["streams"])
     assert kinds == ["audio", "video"]
+    level = probes.loudness(video)
+    print(f"\nlesson narration: {level:.1f} LUFS")
+    assert abs(level - ffmpeg.VOICE_LUFS) <= 1.0, "the narration is brought to -16 LUFS"
     (picture,) = [s for s in probed["streams"] if s["codec_type"] == "video"]
     assert (picture["codec_name"], picture["pix_fmt"], picture["width"], picture["height"]) == (
         "h264",

@@ -18,6 +18,7 @@ from PIL import Image, ImageChops, ImageStat
 from app import config
 from processors import base, captions, errors
 from processors.explainer_video import ExplainerVideoProcessor, markup, render, slides, themes
+from processors.providers import ffmpeg
 from tests import media, probes
 from tests.api import conftest as api_fixtures
 from tests.fakes import openai_server
@@ -113,6 +114,9 @@ def test_a_given_script_becomes_a_video_as_long_as_its_narration(tmp_path):
         1080,
     )
     assert sound["codec_name"] == "aac"
+    level = probes.loudness(video)
+    print(f"\nexplainer video narration: {level:.1f} LUFS")
+    assert abs(level - ffmpeg.VOICE_LUFS) <= 1.0, "the narration is brought to -16 LUFS"
 
     narrations = [media.duration(names[f"scene-{n:02d}.wav"]["path"]) for n in (1, 2, 3)]
     length = float(probed["format"]["duration"])

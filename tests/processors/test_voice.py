@@ -15,6 +15,8 @@ import pytest
 
 from app import config
 from processors import base, captions, errors, voice
+from processors.providers import ffmpeg
+from tests import probes
 from tests.api import conftest as api_fixtures
 from tests.fakes import elevenlabs_server, openai_server
 from tests.queue import helpers
@@ -96,6 +98,10 @@ def test_duration_captions_and_format_follow_the_audio(provider, audio_format, p
     assert audio["metadata"]["duration"] == result["duration"]
     assert codecs == [CODECS[audio_format]]
     assert _decode_errors(audio["path"]) == (0, "")
+    level = probes.loudness(audio["path"])
+    print(f"\n{provider} {audio_format}: {level:.1f} LUFS (reported {result['loudness']})")
+    assert abs(level - ffmpeg.VOICE_LUFS) <= 1.0, "speech is brought to -16 LUFS"
+    assert audio["metadata"]["loudness"] == result["loudness"] == pytest.approx(level, abs=0.3)
 
     assert result["sentences"] == len(SENTENCES) and result["provider"] == provider
     assert (srt["name"], vtt["name"]) == ("voice.srt", "voice.vtt")
