@@ -65,3 +65,24 @@ def loudness(path) -> float:
     found = re.findall(r"^\s*I:\s+(-?[\d.]+) LUFS", done.stderr, re.MULTILINE)
     assert found, done.stderr[-2000:]
     return float(found[-1])
+
+
+def silences(path, noise_db: float = -45.0, least: float = 0.04) -> list[tuple[float, float]]:
+    """Return the pauses ffmpeg's `silencedetect` finds in a file's audio, as (start, end)."""
+    graph = f"silencedetect=noise={noise_db}dB:d={least}"
+    argv = ["ffmpeg", "-hide_banner", "-nostats", "-i", str(path), "-vn", "-af", graph, "-f", "null", "-"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    starts = [float(v) for v in re.findall(r"silence_start: (-?[\d.]+)", done.stderr)]
+    ends = [float(v) for v in re.findall(r"silence_end: (-?[\d.]+)", done.stderr)]
+    return list(zip(starts, ends + [float("inf")] * (len(starts) - len(ends)), strict=True))
+
+
+def caption_offsets(cues, pauses) -> list[float]:
+    """Return, for each boundary between two cues, how far it lies from the nearest pause in the
+    audio (0 when inside one): a cue that changes while speech goes on is off by that much."""
+    offsets = []
+    for cue in cues[:-1]:
+        at = cue.end
+        offsets.append(min((max(0.0, start - at, at - end) for start, end in pauses), default=float("inf")))
+    return offsets

@@ -156,6 +156,16 @@ def test_a_given_script_becomes_a_video_as_long_as_its_narration(tmp_path):
     assert _mean_difference(after, pictures[1], upper) < 2 < _mean_difference(after, pictures[0], upper)
     assert _differing(pictures[1], (255, 255, 255), band) == 0, "the slide leaves the captions' band empty"
     assert _differing(after, (255, 255, 255), band) > 500, "captions are burned in"
+    if probes.missing() is None:  # OCR of each cue's frame reads the narration
+        read = [
+            probes.ocr(
+                media.frame(video, (cue.start + cue.end) / 2, tmp_path / "cue.png").crop(band), tmp_path / "c.png"
+            )
+            for cue in whole
+        ]
+        accuracy = probes.word_accuracy(" ".join(cue.text for cue in whole), " ".join(read))
+        print(f"burned captions, OCR of a frame per cue: {accuracy:.0%} of the narration's words")
+        assert accuracy >= 0.95
 
     stored = json.loads(pathlib.Path(names["script.json"]["path"]).read_text())
     assert stored == {"title": "Circles", "by": "given", "scenes": SCRIPT}

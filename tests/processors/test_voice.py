@@ -228,3 +228,16 @@ def test_voice_task_through_the_api_and_a_worker(backend, client, keys, processe
     with client.get(by_name["voice.srt"]["url"], headers=member) as answer:
         cues = captions.parse(answer.get_data(as_text=True))
     _check_cues(cues, SENTENCES, seconds)
+
+
+def test_probe_each_caption_changes_in_a_pause_of_the_speech(provider_settings, tmp_path):
+    """Caption timing against the narration: every boundary between two cues falls within
+    0.1 s of a pause the audio really has (ffmpeg `silencedetect`), so a caption never
+    changes mid-word."""
+    _, ctx = _run({"text": TEXT, "format": "wav"}, provider_settings, tmp_path / "w")
+    audio, srt, _ = ctx.artifacts
+    cues = captions.read(srt["path"])
+    offsets = probes.caption_offsets(cues, probes.silences(audio["path"]))
+    print(f"\n{len(cues)} cues; boundary to nearest pause (s): {[round(o, 3) for o in offsets]}")
+    assert len(offsets) == len(SENTENCES) - 1 >= 2
+    assert max(offsets) <= 0.1
