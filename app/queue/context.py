@@ -122,7 +122,7 @@ class DurableContext(base.Context):
         ).first()
         self._session.rollback()
         if row is None:
-            raise processor_errors.PermanentError(f"task {task_id} has no artifact {name!r} (not succeeded, or deleted?)")
+            raise processor_errors.PermanentError(f"task {task_id} has no artifact {name!r} (not succeeded? deleted?)")
         target = self.workdir / "tasks" / str(wanted) / name
         target.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -15,6 +15,7 @@ import binascii
 import contextlib
 import dataclasses
 import io
+import json
 import pathlib
 from collections.abc import Iterator
 from typing import Any, TypeVar
@@ -104,6 +105,19 @@ def client(settings: dict) -> Iterator[openai.OpenAI]:
         yield sdk
 
 
+# How a structured answer is asked for, best first: a strict JSON schema (OpenAI, vLLM, recent
+# llama.cpp and Ollama), JSON mode with the schema in the prompt (servers that answer
+# `response_format type must be one of "text" or "json_object"`), the schema in the prompt
+# alone (servers that accept neither, e.g. LM Studio's "'response_format.type' must be
+# 'json_schema' or 'text'" for JSON mode, or older builds). A server's refusal moves it down for
+# the rest of the process; every answer is validated against the schema either way.
+FORMATS = ("json_schema", "json_object", "prompt")
+_FORMAT_OF: dict[str, str] = {}
+SCHEMA_PROMPT = (
+    "Answer with one JSON object only, no prose and no code fence, that validates against this JSON Schema:\n{schema}"
+)
+
+
 def chat_json(
     settings: dict,
     messages: list[dict],
@@ -121,16 +135,81 @@ def chat_json(
     PermanentError with the provider's text on a refusal, and the `retry.call` errors.
     """
     model = model or settings["CONVEYOR_LLM_MODEL"]
+    server = settings.get("OPENAI_BASE_URL") or "openai"
     with client(settings) as sdk:
-        raw = retry.call(
-            lambda: sdk.chat.completions.with_raw_response.parse(
+        for form in FORMATS[FORMATS.index(_FORMAT_OF.get(server, FORMATS[0])) :]:
+            try:
+                raw = retry.call(
+                    lambda form=form: _ask(sdk, form, model, messages, model_class),
+                    settings,
+                    what="openai chat",
+                    ctx=ctx,
+                )
+            except _FormatRefused as refused:
+                if ctx is not None:
+                    ctx.log(
+                        f"openai chat: the server refused response_format {form}; trying the next way",
+                        answer=str(refused),
+                    )
+                continue
+            _FORMAT_OF[server] = form
+            return _chat_answer(raw, model_class) if form == "json_schema" else _text_answer(raw, model_class)
+    raise errors.PermanentError("openai chat: the server refused every way of asking for JSON: " + ", ".join(FORMATS))
+
+
+class _FormatRefused(Exception):
+    """The server does not take this `response_format` (not a provider failure: not retried)."""
+
+
+def _ask(sdk: openai.OpenAI, form: str, model: str, messages: list[dict], model_class: type[M]) -> Any:
+    try:
+        if form == "json_schema":
+            return sdk.chat.completions.with_raw_response.parse(
                 model=model, messages=messages, response_format=model_class
-            ),
-            settings,
-            what="openai chat",
-            ctx=ctx,
-        )
-        return _chat_answer(raw, model_class)
+            )
+        schema = json.dumps(model_class.model_json_schema(), separators=(",", ":"))
+        asked = [*messages, {"role": "system", "content": SCHEMA_PROMPT.format(schema=schema)}]
+        options = {"response_format": {"type": "json_object"}} if form == "json_object" else {}
+        return sdk.chat.completions.with_raw_response.create(model=model, messages=asked, **options)
+    except openai.APIStatusError as exc:
+        if form != "prompt" and exc.status_code in (400, 422, 500, 501) and _refuses_the_type(exc, form):
+            raise _FormatRefused(str(exc)[:500]) from exc
+        raise
+
+
+def _refuses_the_type(exc: openai.APIStatusError, form: str) -> bool:
+    """Whether the error says the server does not take this kind of `response_format` (not that
+    it takes it and finds fault with our schema, which OpenAI words "Invalid schema for ...")."""
+    text = f"{exc.message} {exc.response.text if exc.response is not None else ''}".lower()
+    if "invalid schema" in text:
+        return False
+    return form in text or "response_format.type" in text or "response_format type" in text
+
+
+def _text_answer(raw: Any, model_class: type[M]) -> ChatAnswer:
+    """Validate an answer asked for in JSON mode or by the prompt: its content as JSON."""
+    body = raw.http_response.json()
+    content, usage = _first_content(body), _usage(body)
+    completion = raw.parse()
+    choice = completion.choices[0] if completion.choices else None
+    if choice is not None and choice.finish_reason == "length":
+        raise InvalidAnswer(["the answer was cut off at the token limit"], content, usage)
+    if not (content or "").strip():
+        raise InvalidAnswer(["the answer was empty"], content, usage)
+    try:
+        value = model_class.model_validate_json(_unfenced(content))
+    except pydantic.ValidationError as exc:
+        raise InvalidAnswer(_problems(exc), content, usage) from exc
+    return ChatAnswer(value, usage, completion.model, content)
+
+
+def _unfenced(content: str) -> str:
+    """Return the JSON inside a ```json fence, or the content as is."""
+    text = content.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text.strip()
 
 
 def generate_image(

@@ -370,3 +370,63 @@ def test_fake_answers_from_a_responder_given_the_request(provider_settings):
 
     assert answer.value == Outline(title="OUTLINE A TALK ABOUT OTTERS.", points=[1])
     assert replaced.value == Outline(title=CHAT, points=[])
+
+
+# Servers users run offline, answering as their projects' issues record them:
+# - llama.cpp's server before JSON-schema support (and ik_llama.cpp, ikawrakow/ik_llama.cpp#778):
+#   500 {"error": {"code": 500, "message": "response_format type must be one of \"text\" or
+#   \"json_object\", but got: json_schema", "type": "server_error"}};
+# - LM Studio 0.4 (Zazza/sd-ai#2): 400 {"error": "'response_format.type' must be 'json_schema' or 'text'"}
+#   to JSON mode; here a server refusing both, as builds without grammar support do;
+# - Ollama's and llama.cpp's OpenAI-compatible answers may lack `usage`, and models often wrap
+#   JSON-mode answers in a ```json fence.
+LLAMA_CPP_OLD = 'response_format type must be one of "text" or "json_object", but got: json_schema'
+LM_STUDIO = {"error": "'response_format.type' must be 'json_schema' or 'text'"}
+
+
+def _without_usage(content: str) -> fakes.Response:
+    reply = openai_server.chat_reply(content, model="llama-3.1-8b")
+    return fakes.Response(json={key: value for key, value in reply.json.items() if key != "usage"})
+
+
+def test_a_server_without_json_schema_is_asked_in_json_mode_with_the_schema_in_the_prompt(server, provider_settings):
+    fenced = '```json\n{"title": "Otters", "points": [1, 2]}\n```'
+    server.queue(CHAT, openai_server.error(500, LLAMA_CPP_OLD), _without_usage(fenced), _without_usage(fenced))
+
+    first = openai_api.chat_json(provider_settings, MESSAGES, Outline)
+    again = openai_api.chat_json(provider_settings, MESSAGES, Outline)
+
+    assert first.value == again.value == Outline(title="Otters", points=[1, 2])
+    assert first.model == "llama-3.1-8b" and first.usage == {
+        "prompt_tokens": None,
+        "completion_tokens": None,
+        "total_tokens": None,
+    }
+    refused, json_mode, remembered = server.requests_to(CHAT)
+    assert refused.json["response_format"]["type"] == "json_schema"
+    assert json_mode.json["response_format"] == {"type": "json_object"}
+    schema = json_mode.json["messages"][-1]
+    assert schema["role"] == "system" and '"points"' in schema["content"] and "JSON Schema" in schema["content"]
+    assert json_mode.json["messages"][:-1] == MESSAGES
+    assert remembered.json["response_format"] == {"type": "json_object"}, "the refusal is remembered"
+
+
+def test_a_server_refusing_json_mode_too_gets_the_schema_in_the_prompt_and_is_validated(server, provider_settings):
+    refusal = fakes.Response(status=400, json=LM_STUDIO)
+    server.queue(CHAT, openai_server.error(500, LLAMA_CPP_OLD), refusal, _without_usage('{"title": "Otters"}'))
+
+    with pytest.raises(openai_api.InvalidAnswer) as caught:
+        openai_api.chat_json(provider_settings, MESSAGES, Outline)
+
+    assert any(p.startswith("points:") for p in caught.value.problems), "validated like a schema answer"
+    asked = server.requests_to(CHAT)
+    assert [r.json.get("response_format", {}).get("type") for r in asked] == ["json_schema", "json_object", None]
+
+
+def test_a_bad_request_not_about_the_format_is_permanent_without_falling_back(server, provider_settings):
+    server.queue(CHAT, openai_server.error(400, "model 'nope' not found", code="model_not_found"))
+
+    with pytest.raises(errors.PermanentError, match="not found"):
+        openai_api.chat_json(provider_settings, MESSAGES, Outline)
+
+    assert len(server.requests_to(CHAT)) == 1
