@@ -53,7 +53,7 @@ def new(type_name: str):
     except flask_limiter.RateLimitExceeded as exc:
         message = f"Too many submits ({exc.limit.limit}); try again in a moment."
         return _form(found, fields, [message], status=429)
-    except (errors.Forbidden, errors.QuotaExceeded) as exc:
+    except (errors.Forbidden, errors.QuotaExceeded, errors.Unavailable) as exc:
         return _form(found, fields, [] if exc.errors else [exc.message], exc.errors, status=exc.status)
     except errors.Invalid as exc:
         unplaced = forms.place(fields, exc.errors.get("params", {}))

@@ -3,6 +3,7 @@ action, the generated New task form and its field errors, account scoping and th
 the admin actions, artifacts shown inline, and the live stream's fragments."""
 
 import datetime
+import html as html_lib
 import io
 import json
 import re
@@ -120,6 +121,15 @@ def test_submit_shows_the_services_errors_next_to_their_fields(backend, client, 
     assert good.headers["Location"] == f"/dashboard/tasks/{task.id}"
     assert task.params == {"seconds": 0.5} and task.priority == models.Priority.HIGH
     assert task.user_id == _caller(keys["a_member"]).user_id
+
+
+def test_submit_of_a_type_that_cannot_run_here_says_which_key_is_missing(backend, client, keys):
+    token = sign_in(client, keys["a_member"])
+    refused = client.post("/dashboard/new/story", data={"csrf_token": token, "p.prompt": "An otter learns to swim"})
+    assert refused.status_code == 409
+    assert "OPENAI_API_KEY is not set" in html_lib.unescape(refused.get_data(as_text=True))
+    assert "An otter learns to swim" in refused.get_data(as_text=True), "what was typed stays"
+    assert db.session.query(models.Task).count() == 0
 
 
 def test_a_member_sees_only_their_account_and_no_admin_page(backend, client, keys):
