@@ -84,10 +84,7 @@ class VoiceProcessor(base.Processor):
     @classmethod
     def needs(cls, params: dict) -> dict[str, tuple[str, str]]:
         """The programs always (espeak-ng speaks by default); a paid voice's key when asked for."""
-        needs = super().needs(params)
-        if params["provider"] != "espeak":
-            needs[params["provider"]] = (f"speaking with {params['provider']} needs its key", "")
-        return needs
+        return {**super().needs(params), **providers.voice_key(params["provider"])}
 
     def run(self, params: dict, ctx: base.Context) -> dict:
         providers.require(self.needs(params), ctx.settings)  # fail at once, saying which

@@ -99,12 +99,7 @@ class DurableContext(base.Context):
         if upload is None or upload.account_id != self.account_id:
             raise processor_errors.PermanentError(f"upload {upload_id} does not exist (deleted?)")
         target = self.workdir / "uploads" / f"{upload.id}{pathlib.PurePath(upload.storage_key).suffix}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._storage.fetch(upload.storage_key, target)
-        except storage.errors.Missing:
-            raise processor_errors.PermanentError(f"the file of upload {upload_id} is missing") from None
-        return target
+        return self._fetch(upload.storage_key, target, f"the file of upload {upload_id}")
 
     def fetch_artifact(self, task_id: str, name: str) -> pathlib.Path:
         """Copy the file `name` a succeeded task of the account stored in its last attempt into
@@ -123,12 +118,17 @@ class DurableContext(base.Context):
         self._session.rollback()
         if row is None:
             raise processor_errors.PermanentError(f"task {task_id} has no artifact {name!r} (not succeeded? deleted?)")
-        target = self.workdir / "tasks" / str(wanted) / name
+        return self._fetch(
+            row.storage_key, self.workdir / "tasks" / str(wanted) / name, f"the file {name!r} of {task_id}"
+        )
+
+    def _fetch(self, key: str, target: pathlib.Path, what: str) -> pathlib.Path:
+        """Copy a stored file into `target`; PermanentError naming `what` if it is gone."""
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._storage.fetch(row.storage_key, target)
+            self._storage.fetch(key, target)
         except storage.errors.Missing:
-            raise processor_errors.PermanentError(f"the file {name!r} of task {task_id} is missing") from None
+            raise processor_errors.PermanentError(f"{what} is missing") from None
         return target
 
     def task_result(self, task_id: str) -> dict:

@@ -128,14 +128,12 @@ class AnimatedLessonProcessor(base.Processor):
     @classmethod
     def needs(cls, params: dict) -> dict[str, tuple[str, str]]:
         """The programs always; the LLM for a prompt, a paid voice's key when asked for."""
-        needs = super().needs(params)
+        needs = {**super().needs(params), **providers.voice_key(params["provider"])}
         if params.get("prompt"):
             needs["openai"] = (
                 "writing the lesson from a prompt needs the LLM",
                 " (give ready `sections` to run without one)",
             )
-        if params["provider"] != "espeak":
-            needs[params["provider"]] = (f"narrating with {params['provider']} needs its key", "")
         return needs
 
     def run(self, params: dict, ctx: base.Context) -> dict:

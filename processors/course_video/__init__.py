@@ -113,11 +113,9 @@ class CourseVideoProcessor(base.Processor):
     @classmethod
     def needs(cls, params: dict) -> dict[str, tuple[str, str]]:
         """The programs always; the LLM for a topic, a paid voice's key when asked for."""
-        needs = super().needs(params)
+        needs = {**super().needs(params), **providers.voice_key(params["provider"])}
         if not params.get("outline"):
             needs["openai"] = ("a course from a topic needs an LLM", " (give an outline to run without one)")
-        if params["provider"] != "espeak":
-            needs[params["provider"]] = (f"narrating with {params['provider']} needs its key", "")
         return needs
 
     def run(self, params: dict, ctx: base.Context) -> dict:

@@ -32,6 +32,12 @@ CHECKS = {
 }
 
 
+def voice_key(provider: str) -> dict[str, tuple[str, str]]:
+    """Return what speaking with `provider` needs, as a `Processor.needs` entry: a paid voice's
+    key (espeak-ng, a program, is among the types' own `providers`)."""
+    return {} if provider == "espeak" else {provider: (f"speaking with {provider} needs its key", "")}
+
+
 def require(needs: dict[str, tuple[str, str]], settings: dict) -> None:
     """Fail a run at once when a provider it needs is not configured.
 

@@ -62,7 +62,10 @@ def test_typed_endpoints_and_paid_voices_are_refused_the_same(backend, client, k
         "ELEVENLABS_API_KEY is not set",
     )
     explainer = {"script": SCRIPT, "provider": "openai"}
-    _refused(client.post("/api/video/generate", json={"params": explainer}, headers=member), "narrating with openai")
+    _refused(
+        client.post("/api/video/generate", json={"params": explainer}, headers=member),
+        "speaking with openai needs its key",
+    )
 
 
 def test_params_that_need_no_key_are_accepted(backend, client, keys):
