@@ -17,15 +17,18 @@ import dataclasses
 import io
 import json
 import pathlib
+import re
+import tempfile
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import openai
 import pydantic
+from openai.lib._parsing._completions import type_to_response_format_param
 from PIL import Image
 
 from processors import base, errors
-from processors.providers import retry
+from processors.providers import ffmpeg, retry
 from processors.providers import voices as _voices
 
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -116,6 +119,10 @@ _FORMAT_OF: dict[str, str] = {}
 SCHEMA_PROMPT = (
     "Answer with one JSON object only, no prose and no code fence, that validates against this JSON Schema:\n{schema}"
 )
+# Servers that answer only streamed requests (DashScope's "This model only support stream mode,
+# please enable the stream parameter"): asked with stream=True from their first refusal on.
+_STREAM_ONLY: set[str] = set()
+_STREAM_REFUSAL = re.compile(r"only supports? stream|enable the stream", re.IGNORECASE)
 
 
 def chat_json(
@@ -131,6 +138,8 @@ def chat_json(
     messages: chat messages ({"role": ..., "content": ...}).
     model_class: a pydantic model; its JSON schema is sent as a strict `json_schema` format.
     model: overrides CONVEYOR_LLM_MODEL.
+    The answer may come as one chat.completion or as streamed chunks (servers that stream
+    whatever was asked, or that take only streamed requests); either is read the same way.
     Raises InvalidAnswer (a PermanentError with `.problems`) when the answer does not validate,
     PermanentError with the provider's text on a refusal, and the `retry.call` errors.
     """
@@ -138,9 +147,10 @@ def chat_json(
     server = settings.get("OPENAI_BASE_URL") or "openai"
     with client(settings) as sdk:
         for form in FORMATS[FORMATS.index(_FORMAT_OF.get(server, FORMATS[0])) :]:
+            request = _request(form, model, messages, model_class)
             try:
-                raw = retry.call(
-                    lambda form=form: _ask(sdk, form, model, messages, model_class),
+                body = retry.call(
+                    lambda form=form, request=request: _ask(sdk, server, form, request),
                     settings,
                     what="openai chat",
                     ctx=ctx,
@@ -153,7 +163,7 @@ def chat_json(
                     )
                 continue
             _FORMAT_OF[server] = form
-            return _chat_answer(raw, model_class) if form == "json_schema" else _text_answer(raw, model_class)
+            return _answer(body, model_class, model)
     raise errors.PermanentError("openai chat: the server refused every way of asking for JSON: " + ", ".join(FORMATS))
 
 
@@ -161,46 +171,118 @@ class _FormatRefused(Exception):
     """The server does not take this `response_format` (not a provider failure: not retried)."""
 
 
-def _ask(sdk: openai.OpenAI, form: str, model: str, messages: list[dict], model_class: type[M]) -> Any:
+def _request(form: str, model: str, messages: list[dict], model_class: type[M]) -> dict:
+    """Return the chat request's arguments for one way of asking for JSON."""
+    if form == "json_schema":
+        # The same strict schema `chat.completions.parse(response_format=model_class)` sends.
+        return {"model": model, "messages": messages, "response_format": type_to_response_format_param(model_class)}
+    schema = json.dumps(model_class.model_json_schema(), separators=(",", ":"))
+    asked = [*messages, {"role": "system", "content": SCHEMA_PROMPT.format(schema=schema)}]
+    options = {"response_format": {"type": "json_object"}} if form == "json_object" else {}
+    return {"model": model, "messages": asked, **options}
+
+
+def _ask(sdk: openai.OpenAI, server: str, form: str, request: dict) -> dict:
+    """Send one chat request; return the answer as a chat.completion body."""
     try:
-        if form == "json_schema":
-            return sdk.chat.completions.with_raw_response.parse(
-                model=model, messages=messages, response_format=model_class
-            )
-        schema = json.dumps(model_class.model_json_schema(), separators=(",", ":"))
-        asked = [*messages, {"role": "system", "content": SCHEMA_PROMPT.format(schema=schema)}]
-        options = {"response_format": {"type": "json_object"}} if form == "json_object" else {}
-        return sdk.chat.completions.with_raw_response.create(model=model, messages=asked, **options)
+        return _post(sdk, server, request)
     except openai.APIStatusError as exc:
         if form != "prompt" and exc.status_code in (400, 422, 500, 501) and _refuses_the_type(exc, form):
             raise _FormatRefused(str(exc)[:500]) from exc
         raise
 
 
+def _post(sdk: openai.OpenAI, server: str, request: dict) -> dict:
+    """Post a chat request, streamed if the server takes only that; return the answer body."""
+    if server not in _STREAM_ONLY:
+        try:
+            return _body(sdk.chat.completions.with_raw_response.create(**request).http_response)
+        except openai.APIStatusError as exc:
+            if exc.status_code != 400 or not _STREAM_REFUSAL.search(_error_text(exc)):
+                raise
+            _STREAM_ONLY.add(server)
+    raw = sdk.chat.completions.with_raw_response.create(**request, stream=True, stream_options={"include_usage": True})
+    return _body(raw.http_response)
+
+
 def _refuses_the_type(exc: openai.APIStatusError, form: str) -> bool:
     """Whether the error says the server does not take this kind of `response_format` (not that
     it takes it and finds fault with our schema, which OpenAI words "Invalid schema for ...")."""
-    text = f"{exc.message} {exc.response.text if exc.response is not None else ''}".lower()
+    text = _error_text(exc).lower()
     if "invalid schema" in text:
         return False
     return form in text or "response_format.type" in text or "response_format type" in text
 
 
-def _text_answer(raw: Any, model_class: type[M]) -> ChatAnswer:
-    """Validate an answer asked for in JSON mode or by the prompt: its content as JSON."""
-    body = raw.http_response.json()
-    content, usage = _first_content(body), _usage(body)
-    completion = raw.parse()
-    choice = completion.choices[0] if completion.choices else None
-    if choice is not None and choice.finish_reason == "length":
+def _error_text(exc: openai.APIStatusError) -> str:
+    return f"{exc.message} {exc.response.text if exc.response is not None else ''}"
+
+
+def _body(response: Any) -> dict:
+    """Return a chat answer (the SDK's raw HTTP response) as one chat.completion body, joining
+    the chunks of a streamed one."""
+    text = response.read().decode("utf-8", errors="replace")
+    if "text/event-stream" in response.headers.get("content-type", "") or text.lstrip().startswith("data:"):
+        return _joined(_events(text))
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise InvalidAnswer(["the answer is not JSON: " + text[:200]], text) from exc
+    return body if isinstance(body, dict) else {}
+
+
+def _events(text: str) -> Iterator[dict]:
+    """Yield the JSON objects of a server-sent event stream's `data:` lines, up to `[DONE]`."""
+    for line in text.splitlines():
+        if not line.startswith("data:"):
+            continue  # comments, `event:` and `id:` lines, and the blank lines between events
+        data = line[len("data:") :].strip()
+        if data == "[DONE]":
+            return
+        with contextlib.suppress(ValueError):
+            event = json.loads(data)
+            if isinstance(event, dict):
+                yield event
+
+
+def _joined(chunks: Iterator[dict]) -> dict:
+    """Join chat.completion.chunk events into one chat.completion body: the first choice's
+    content and refusal deltas in order, its last finish_reason, and the usage of the chunk
+    that carries it (the last one, with stream_options include_usage)."""
+    content, refusal, body = [], [], {"model": None, "usage": None}
+    finish_reason = None
+    for chunk in chunks:
+        body["model"] = chunk.get("model") or body["model"]
+        body["usage"] = chunk.get("usage") or body["usage"]
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            content.append(delta.get("content") or "")
+            refusal.append(delta.get("refusal") or "")
+            finish_reason = choice.get("finish_reason") or finish_reason
+    message = {"content": "".join(content) or None, "refusal": "".join(refusal) or None}
+    return {**body, "choices": [{"message": message, "finish_reason": finish_reason}]}
+
+
+def _answer(body: dict, model_class: type[M], model: str) -> ChatAnswer:
+    """Validate a chat.completion body's first answer against `model_class`."""
+    choices = body.get("choices") or [{}]
+    message, finish_reason = choices[0].get("message") or {}, choices[0].get("finish_reason")
+    content, usage = message.get("content"), _usage(body)
+    if finish_reason == "length":
         raise InvalidAnswer(["the answer was cut off at the token limit"], content, usage)
-    if not (content or "").strip():
+    if finish_reason == "content_filter":
+        raise errors.PermanentError("openai chat: the answer was withheld by the content filter")
+    if message.get("refusal"):
+        raise errors.PermanentError(f"openai chat: the model refused: {message['refusal']}")
+    if not isinstance(content, str) or not content.strip():
         raise InvalidAnswer(["the answer was empty"], content, usage)
     try:
         value = model_class.model_validate_json(_unfenced(content))
     except pydantic.ValidationError as exc:
         raise InvalidAnswer(_problems(exc), content, usage) from exc
-    return ChatAnswer(value, usage, completion.model, content)
+    return ChatAnswer(value, usage, body.get("model") or model, content)
 
 
 def _unfenced(content: str) -> str:
@@ -286,7 +368,10 @@ def speak(
 ) -> pathlib.Path:
     """Speak `text` with `voice` into `out_path` (audio in `response_format`); return the path.
 
+    voice: one of VOICES, or any voice the server has (Kokoro-FastAPI's "af_bella", ...).
     speed: 0.25-4.0. model: overrides CONVEYOR_TTS_MODEL.
+    A server that answers another container when asked for wav gets converted with ffmpeg, so
+    a wav asked for is always a real wav.
     """
     options = {
         "model": model or settings["CONVEYOR_TTS_MODEL"],
@@ -300,38 +385,14 @@ def speak(
     audio = answer.content
     if not audio:
         raise errors.RetryableError("openai speech: the answer held no audio")
+    if response_format == "wav" and not _is_wav(audio):
+        return _as_wav(audio, pathlib.Path(out_path), ctx)
     return _write(pathlib.Path(out_path), audio)
 
 
 def voices() -> list[_voices.Voice]:
     """Return OpenAI's speech voices."""
     return [_voices.Voice(id=name, name=name.title(), provider="openai") for name in VOICES]
-
-
-def _chat_answer(raw: Any, model_class: type[M]) -> ChatAnswer:
-    body = raw.http_response.json()
-    content, usage = _first_content(body), _usage(body)
-    try:
-        completion = raw.parse()
-    except pydantic.ValidationError as exc:
-        raise InvalidAnswer(_problems(exc), content, usage) from exc
-    except openai.LengthFinishReasonError as exc:
-        raise InvalidAnswer(["the answer was cut off at the token limit"], content, usage) from exc
-    except openai.ContentFilterFinishReasonError as exc:
-        raise errors.PermanentError("openai chat: the answer was withheld by the content filter") from exc
-    message = completion.choices[0].message if completion.choices else None
-    if message is not None and message.refusal:
-        raise errors.PermanentError(f"openai chat: the model refused: {message.refusal}")
-    if message is None or message.parsed is None:
-        raise InvalidAnswer(["the answer was empty"], content, usage)
-    return ChatAnswer(message.parsed, usage, completion.model, content or "")
-
-
-def _first_content(body: Any) -> str | None:
-    try:
-        return body["choices"][0]["message"].get("content")
-    except (KeyError, IndexError, TypeError, AttributeError):
-        return None
 
 
 def _usage(body: Any) -> dict:
@@ -367,8 +428,16 @@ def _png(b64: str) -> bytes:
 
 
 def _transcript(answer: Any) -> Transcript:
-    words = [Word(w.word, float(w.start), float(w.end)) for w in (answer.words or [])]
-    segments = [Segment(s.text.strip(), float(s.start), float(s.end)) for s in (answer.segments or [])]
+    """Read a transcription answer: verbose_json with words and segments, verbose_json with
+    segments only (vLLM, whisper.cpp, LocalAI, faster-whisper servers: words are then spread
+    over each segment) or plain `{"text": ...}` (no timings at all)."""
+    segments = [
+        Segment(s.text.strip(), float(s.start), float(s.end))
+        for s in (getattr(answer, "segments", None) or [])
+        if s.start is not None and s.end is not None
+    ]
+    given = getattr(answer, "words", None) or []
+    words = [Word(w.word, float(w.start), float(w.end)) for w in given] or _spread(segments)
     duration = getattr(answer, "duration", None)
     return Transcript(
         text=answer.text,
@@ -377,6 +446,32 @@ def _transcript(answer: Any) -> Transcript:
         words=words,
         segments=segments,
     )
+
+
+def _spread(segments: list[Segment]) -> list[Word]:
+    """Time each segment's words evenly over the segment's span (an estimate, for servers that
+    give no word timestamps)."""
+    words = []
+    for segment in segments:
+        texts = segment.text.split()
+        step = (segment.end - segment.start) / len(texts) if texts else 0.0
+        words += [Word(t, segment.start + i * step, segment.start + (i + 1) * step) for i, t in enumerate(texts)]
+    return words
+
+
+def _is_wav(audio: bytes) -> bool:
+    return audio[:4] == b"RIFF" and audio[8:12] == b"WAVE"
+
+
+def _as_wav(audio: bytes, out_path: pathlib.Path, ctx: base.Context | None) -> pathlib.Path:
+    """Write `audio` (mp3, ogg, ... bytes) converted to a 16-bit PCM wav at `out_path`."""
+    with tempfile.TemporaryDirectory(prefix="openai-speech-") as scratch:
+        source = pathlib.Path(scratch, "answer.audio")
+        source.write_bytes(audio)
+        # Without a task's context the conversion still runs, in a context of its own.
+        ctx = ctx or base.Context("openai-speech", 1, pathlib.Path(scratch, "work"))
+        converted = ffmpeg.to_audio(source, pathlib.Path(scratch, "answer.wav"), "wav", ctx)
+        return _write(out_path, converted.read_bytes())
 
 
 def _write(path: pathlib.Path, data: bytes) -> pathlib.Path:

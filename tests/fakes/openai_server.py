@@ -12,7 +12,10 @@ Default answers (see `tests.fakes` for queue/on/requests):
   default builds a minimal JSON instance of the request's `json_schema` response format (every
   string "text", number 1, array one item), else answers "ok". Set your own with
   `OpenAIServer(chat=lambda body: {...})` (a str is sent as is, anything else as JSON), or
-  queue exact replies with `chat_reply(content, refusal=..., finish_reason=...)`.
+  queue exact replies with `chat_reply(content, refusal=..., finish_reason=...)`. A request with
+  `"stream": true` gets the same answer as `chat_stream(...)` chunks (usage in a last chunk
+  when `stream_options.include_usage` is set); `stream_only_error()` is DashScope's refusal of a
+  request that does not stream.
 - `POST /v1/images/generations`: `n` real PNGs of the requested size (Pillow) as b64_json,
   with `revised_prompt` "Revised: <prompt>".
 - `POST /v1/audio/transcriptions` (multipart): `server.transcript_text` spread evenly over the
@@ -90,7 +93,11 @@ class OpenAIServer(fakes.FakeServer):
     # Default responders
     def chat_completions(self, request: fakes.Request) -> fakes.Response:
         body = request.json or {}
-        return chat_reply(self.chat(body), model=body.get("model", "fake-model"), prompt=body.get("messages"))
+        model = body.get("model", "fake-model")
+        if body.get("stream"):
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return chat_stream(self.chat(body), model=model, usage=usage)
+        return chat_reply(self.chat(body), model=model, prompt=body.get("messages"))
 
     def images(self, request: fakes.Request) -> fakes.Response:
         body = request.json or {}
@@ -156,6 +163,66 @@ def chat_reply(
             "system_fingerprint": "fp_fake",
         }
     )
+
+
+def chat_stream(
+    content: Any,
+    *,
+    model: str = "fake-model",
+    refusal: str | None = None,
+    finish_reason: str = "stop",
+    usage: bool = True,
+    pieces: int = 3,
+) -> fakes.Response:
+    """Return a chat answer as server-sent `chat.completion.chunk` events ending in `[DONE]`, in
+    OpenAI's streaming shape: a first delta with the role, the content (or refusal) split into
+    `pieces` deltas, a delta with the finish_reason, then, if `usage`, a chunk with no choices
+    and the usage (what `stream_options: {"include_usage": true}` adds)."""
+    text = content if isinstance(content, str) or content is None else json.dumps(content)
+    said = refusal if refusal is not None else text or ""
+    size = max(1, -(-len(said) // pieces))
+    key = "refusal" if refusal is not None else "content"
+    deltas = [{"role": "assistant", "content": ""}] + [{key: said[i : i + size]} for i in range(0, len(said), size)]
+    choices = [[{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}] for delta in deltas]
+    choices.append([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish_reason}])
+    head = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+    chunks = [{**head, "choices": c} for c in choices]
+    if usage:
+        words = len(said.split())
+        chunks.append(
+            {
+                **head,
+                "choices": [],
+                "usage": {"prompt_tokens": 10, "completion_tokens": words, "total_tokens": 10 + words},
+            }
+        )
+    return sse(chunks)
+
+
+def sse(events: list[dict]) -> fakes.Response:
+    """Return `events` as a `text/event-stream` body of `data:` lines ending in `data: [DONE]`."""
+    lines = [f"data: {json.dumps(event)}\n\n" for event in events] + ["data: [DONE]\n\n"]
+    return fakes.Response(body="".join(lines).encode(), content_type="text/event-stream")
+
+
+# Alibaba DashScope's answer to a request without `stream: true` for a model that only streams
+# (e.g. qwq-plus), as users quote it in FoundationAgents/OpenManus#216 and infiniflow/ragflow#5912.
+STREAM_ONLY_MESSAGE = "This model only support stream mode, please enable the stream parameter to access the model. "
+
+
+def stream_only_error() -> fakes.Response:
+    """Return DashScope's 400 refusing a request that does not stream."""
+    payload = {
+        "error": {
+            "code": "invalid_parameter_error",
+            "param": None,
+            "message": STREAM_ONLY_MESSAGE,
+            "type": "invalid_request_error",
+        },
+        "id": "chatcmpl-7ed765de-de61-9a89-87f2-da9f2e39f825",
+        "request_id": "7ed765de-de61-9a89-87f2-da9f2e39f825",
+    }
+    return fakes.Response(400, json=payload)
 
 
 def error(
