@@ -27,8 +27,10 @@ from app.services import accounts, errors
 from app.services import queue as queue_service
 from app.services import tasks as task_service
 from app.services import uploads as upload_service
+from app.services import usage as usage_service
 from processors import errors as processor_errors
 from processors import providers
+from processors.base import MEASURES
 from processors.policy import POOLS
 
 EXIT_FAILED = 1
@@ -62,6 +64,8 @@ def init_app(app: flask.Flask) -> None:
         accounts_group,
         users_group,
         keys_group,
+        usage_command,
+        prices_group,
     ):
         app.cli.add_command(command)
 
@@ -337,6 +341,7 @@ def show(task_id) -> None:
         "finished_at",
     )
     body = {name: getattr(task, name) for name in fields}
+    body["usage"] = usage_service.of_task(task.id)
     body["events"] = [
         {"id": e.id, "attempt": e.attempt, "kind": e.kind, "data": e.data, "at": e.created_at} for e in history
     ]
@@ -725,6 +730,83 @@ def revoke_key(prefix) -> None:
     except errors.ServiceError as exc:
         _fail(exc)
     click.echo(f"revoked {accounts.KEY_PREFIX}{key.prefix}")
+
+
+# --- usage and prices ------------------------------------------------------------------------
+
+
+@click.command("usage")
+@click.option("--account", default=None, help="Only this account (default: every account).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First UTC day (default: 29 days ago).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last UTC day (default: today).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, as the API answers it.")
+@with_appcontext
+def usage_command(account, since, until, as_json) -> None:
+    """Metered usage (tokens, characters of speech, images, seconds) per account and UTC day,
+    each line with its cost ('-' where no price is set: see `prices`)."""
+    last = until.date() if until else datetime.datetime.now(datetime.UTC).date()
+    first = since.date() if since else last - datetime.timedelta(days=29)
+    try:
+        report = usage_service.daily(accounts.account(account).id if account else None, first, last)
+    except errors.Invalid as exc:
+        raise click.UsageError(f"{exc.message} {json.dumps(exc.errors)}") from exc
+    except errors.ServiceError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    for day in report["days"]:
+        total = f"{day['cost']:.6f} {report['currency']}" + ("" if day["priced"] else " + unpriced")
+        click.echo(f"{day['day']}  {day['account']}  {total}")
+        for line in day["lines"]:
+            cost = "-" if line["cost"] is None else f"{line['cost']:.6f}"
+            click.echo(f"    {line['measure']:<20} {line['model'] or '-':<36} {line['quantity']:>14g} {cost:>14}")
+
+
+@click.group("prices")
+def prices_group() -> None:
+    """The prices metered usage is billed at (`usage` shows the costs)."""
+
+
+@prices_group.command("list")
+@with_appcontext
+def list_prices() -> None:
+    """List prices: measure, model ('*': every other model), price per units."""
+    currency = usage_service.currency()
+    for price in usage_service.prices():
+        shown = usage_service.describe_price(price)
+        click.echo(
+            f"{shown['measure']:<20} {shown['model'] or '*':<36} {shown['price']} {currency}"
+            f" per {shown['per']} {shown['unit']}"
+        )
+
+
+@prices_group.command("set")
+@click.argument("measure", type=click.Choice(list(MEASURES)))
+@click.argument("price")
+@click.option("--per", type=click.IntRange(1, 10**12), default=1, show_default=True, help="Units the price is for.")
+@click.option("--model", default="", help="Only for this model (default: every model without a price of its own).")
+@with_appcontext
+def set_price(measure, price, per, model) -> None:
+    """Set the PRICE of --per units of MEASURE, e.g. `llm_input_tokens 0.15 --per 1000000`."""
+    try:
+        usage_service.set_price(measure, price, per, model)
+    except errors.Invalid as exc:
+        raise click.UsageError(f"{exc.message} {json.dumps(exc.errors)}") from exc
+    click.echo(f"{measure} for {model or 'every model'}: {price} {usage_service.currency()} per {per}")
+
+
+@prices_group.command("delete")
+@click.argument("measure", type=click.Choice(list(MEASURES)))
+@click.option("--model", default="", help="The model the price is for (default: the every-model price).")
+@with_appcontext
+def delete_price(measure, model) -> None:
+    """Remove the price of MEASURE; what it priced shows as unpriced again."""
+    try:
+        usage_service.delete_price(measure, model)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    click.echo(f"removed the price of {measure} for {model or 'every model'}")
 
 
 if __name__ == "__main__":

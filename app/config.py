@@ -172,6 +172,8 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_SUBMIT_BURST": (_int(1, 10**6), 100),
     "CONVEYOR_ACCOUNT_SUBMIT_RATE": (parse_rate, lambda env: env.get("CONVEYOR_SUBMIT_RATE", "50/second")),
     "CONVEYOR_RATE_LIMIT_STORAGE": (_str, _rate_storage),
+    # The currency of the prices in `manage.py prices set` and of usage costs.
+    "CONVEYOR_CURRENCY": (_str, "USD"),
 }
 
 

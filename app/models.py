@@ -1,9 +1,10 @@
 """Typed SQLAlchemy 2 models: accounts, users, API keys, uploads, tasks, their events and
-artifacts, and the durable queue controls. Rows only: queue logic lives in `app.queue`, use cases in
-`app.services`.
+artifacts, the durable queue controls, and metered usage with its prices. Rows only: queue
+logic lives in `app.queue`, use cases in `app.services`.
 """
 
 import datetime
+import decimal
 import enum
 import uuid
 from typing import Any
@@ -318,4 +319,45 @@ class QueueControl(Base):
         sa.UniqueConstraint("scope", "name", name="uq_queue_controls_scope_name"),
         sa.CheckConstraint("scope IN ('queue', 'pool', 'type')", name="scope"),
         sa.CheckConstraint("concurrency_limit IS NULL OR concurrency_limit >= 0", name="concurrency_limit"),
+    )
+
+
+class UsageRecord(Base):
+    """What one attempt of a task consumed of one measure (tokens, characters of speech, images,
+    seconds), written when the processor meters it. Kept when the task is purged, for billing."""
+
+    __tablename__ = "usage_records"
+
+    id: orm.Mapped[int] = orm.mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
+    task_id: orm.Mapped[uuid.UUID] = orm.mapped_column(index=True)
+    attempt: orm.Mapped[int]
+    type: orm.Mapped[str] = orm.mapped_column(sa.String(64))
+    measure: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    # The provider's model or engine ("gpt-4o-mini", "elevenlabs:eleven_multilingual_v2"); "" if none.
+    model: orm.Mapped[str] = orm.mapped_column(sa.String(200), default="")
+    quantity: orm.Mapped[float] = orm.mapped_column(sa.Double)
+    day: orm.Mapped[datetime.date] = orm.mapped_column(sa.Date)
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint("quantity >= 0", name="quantity"),
+        sa.Index("ix_usage_records_account_day", "account_id", "day"),
+    )
+
+
+class Price(Base):
+    """The price of `per` units of a measure, for one model or ("") for any other."""
+
+    __tablename__ = "prices"
+
+    measure: orm.Mapped[str] = orm.mapped_column(sa.String(32), primary_key=True)
+    model: orm.Mapped[str] = orm.mapped_column(sa.String(200), primary_key=True, default="")
+    price: orm.Mapped[decimal.Decimal] = orm.mapped_column(sa.Numeric(20, 10))
+    per: orm.Mapped[int] = orm.mapped_column(sa.BigInteger, default=1)
+    updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint("price >= 0", name="price"),
+        sa.CheckConstraint("per > 0", name="per"),
     )

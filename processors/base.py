@@ -16,6 +16,8 @@ A processor is a class with:
 `ctx.workdir`; gets an uploaded source file with `ctx.fetch_upload(upload_id)` (a type
 whose params refer to uploads declares them in `uploads`, and one that downloads URLs declares
 them in `urls`, so they are checked on submit);
+reports what it consumed of a paid or metered resource with `ctx.meter(measure, quantity,
+model)` (one of `MEASURES`), so an operator can bill it;
 raises `RetryableError` or `PermanentError` (see `processors.errors`). It must
 never return a placeholder for work it could not do: raise instead.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import pathlib
 import subprocess
@@ -36,6 +39,16 @@ from processors import errors
 from processors.policy import Policy
 
 _TASK_LOG = logging.getLogger("conveyor.task")
+
+# What `Context.meter` counts, each with its unit.
+MEASURES = {
+    "llm_input_tokens": "token",
+    "llm_output_tokens": "token",
+    "speech_characters": "character",
+    "images": "image",
+    "transcribed_seconds": "second",
+    "media_seconds": "second",
+}
 
 
 class NoParams(marshmallow.Schema):
@@ -73,6 +86,7 @@ class Context:
         self.reports: list[tuple[float, str | None, str | None]] = []
         self.artifacts: list[dict] = []
         self.logs: list[str] = []
+        self.usage: list[dict] = []
         self._cancel = threading.Event()
         self._processes: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
@@ -115,6 +129,18 @@ class Context:
         }
         self.artifacts.append(item)
         return self._record_artifact(item)
+
+    def meter(self, measure: str, quantity: float, model: str = "") -> None:
+        """Record that this attempt consumed `quantity` of `measure` (see `MEASURES`) from
+        `model` (the provider's model or engine, e.g. "gpt-4o-mini"; "" if none). Call it once
+        the provider has answered: what a failed or retried attempt consumed counts too."""
+        if measure not in MEASURES:
+            raise ValueError(f"unknown measure {measure!r}; one of {', '.join(MEASURES)}")
+        if quantity is None or not 0 < float(quantity) < math.inf:
+            return  # nothing consumed (or no figure: a NaN is no figure)
+        item = {"measure": measure, "model": model or "", "quantity": float(quantity)}
+        self.usage.append(item)
+        self._record_usage(item)
 
     def fetch_upload(self, upload_id: str) -> pathlib.Path:
         """Return a local copy of an upload of the task's account, in the workdir.
@@ -204,6 +230,9 @@ class Context:
 
     def _record_artifact(self, item: dict) -> dict:
         return item
+
+    def _record_usage(self, item: dict) -> None:
+        pass
 
     def _record_child(self, type: str, params: dict, key: str) -> dict:
         # In memory a child is only noted; it never runs.

@@ -49,6 +49,7 @@ class ImageProcessor(base.Processor):
                 style=params["style"],
                 ctx=ctx,
             )
+            ctx.meter("images", 1, made.model)
             images.append(self._store(ctx, index, made, params))
             ctx.progress(100 * index / params["n"], "generating", f"image {index} of {params['n']} ready")
         return {"images": images, "model": images[0]["model"], "count": len(images)}

@@ -3,7 +3,8 @@ answer validated against its pydantic model and then the type's own rules (`chec
 re-ask that lists the problems, and then a PermanentError naming them. Never a placeholder.
 
 The chat model is `CONVEYOR_LLM_MODELS[<type>]` when set, else `CONVEYOR_LLM_MODEL`. Token
-usage is summed over the asks, for the task's result.
+usage is summed over the asks, for the task's result, and each ask's tokens are metered
+(`llm_input_tokens`, `llm_output_tokens`) for billing, a rejected answer's too.
 """
 
 import dataclasses
@@ -54,9 +55,11 @@ def ask(
             answer = openai_api.chat_json(ctx.settings, conversation, model_class, model=model, ctx=ctx)
         except openai_api.InvalidAnswer as exc:
             _add(usage, exc.usage)
+            _meter(ctx, exc.usage, model)
             problems, content = exc.problems, exc.content or ""
         else:
             _add(usage, answer.usage)
+            _meter(ctx, answer.usage, answer.model or model)
             problems = check(answer.value) if check else []
             if not problems:
                 return Answer(answer.value, usage, answer.model or model, asked)
@@ -74,3 +77,9 @@ def _add(total: dict, usage: dict) -> None:
     for key, value in (usage or {}).items():
         if isinstance(value, int):
             total[key] = total.get(key, 0) + value
+
+
+def _meter(ctx: base.Context, usage: dict, model: str) -> None:
+    # A server that reports no usage (some local ones) meters nothing rather than a guess.
+    ctx.meter("llm_input_tokens", (usage or {}).get("prompt_tokens"), model)
+    ctx.meter("llm_output_tokens", (usage or {}).get("completion_tokens"), model)

@@ -107,6 +107,7 @@ class VoiceProcessor(base.Processor):
         level = ffmpeg.loudness(audio, ctx)
         meta = {"provider": provider, "voice": voice, "rate": params["rate"], "duration": duration, "loudness": level}
         stored = ctx.artifact(audio, "audio", MIME[params["format"]], meta)
+        ctx.meter("media_seconds", duration)
         names = self._captions(spoken.cues, params, ctx) if params["captions"] else []
         ctx.progress(100, "done")
         return {
@@ -174,6 +175,7 @@ def narrate(
     for index, piece in enumerate(pieces, 1):
         stem = folder / f"piece-{index:04d}"
         raw = _speak(provider, piece, voice, rate, pitch, ctx, stem)
+        ctx.meter("speech_characters", len(piece), speech_model(provider, ctx.settings))
         paths.append(_normalise(raw, folder / f"piece-{index:04d}.norm.wav", ctx))
         durations.append(ffmpeg.probe(paths[-1]).duration)
         step("speaking", index, len(pieces))
@@ -188,6 +190,12 @@ def default_voice(provider: str, language: str | None) -> str:
     if provider == "espeak" and language:
         return language.lower()  # espeak-ng names its voices by language ("en-us", "de", "fr")
     return DEFAULT_VOICES[provider]
+
+
+def speech_model(provider: str, settings: dict) -> str:
+    """Return the name speech is metered under: the provider and its model ("openai:tts-1")."""
+    model = {"openai": settings.get("CONVEYOR_TTS_MODEL"), "elevenlabs": settings.get("ELEVENLABS_MODEL")}
+    return f"{provider}:{model[provider]}" if model.get(provider) else provider
 
 
 def _report(ctx: base.Context, stage: str, done: int, total: int) -> None:

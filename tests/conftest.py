@@ -26,7 +26,18 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("CONVEYOR_TEST_PG", "postgresql+psycopg2://root@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("CONVEYOR_TEST_REDIS", "redis://127.0.0.1:6379")
 REDIS_DB = int(os.environ.get("CONVEYOR_TEST_REDIS_DB", "13"))
-TABLES = ("task_events", "artifacts", "uploads", "tasks", "queue_controls", "api_keys", "users", "accounts")
+TABLES = (
+    "task_events",
+    "artifacts",
+    "uploads",
+    "tasks",
+    "queue_controls",
+    "usage_records",
+    "prices",
+    "api_keys",
+    "users",
+    "accounts",
+)
 
 
 def pytest_addoption(parser):

@@ -13,6 +13,8 @@ from app.services import inputs
 # Earliest and latest instants every backend and the datetime arithmetic on them can hold.
 EARLIEST = datetime.datetime(1, 1, 2, tzinfo=datetime.UTC)
 LATEST = datetime.datetime(9999, 12, 30, tzinfo=datetime.UTC)
+# The earliest day a date range may start (usage reports).
+EARLIEST_DAY = datetime.date(2000, 1, 1)
 # The largest id a database integer column holds (event ids are compared with it).
 MAX_ID = 2**63 - 1
 

@@ -9,6 +9,7 @@ import marshmallow as ma
 
 from app.api import fields
 from app.models import Priority, Status
+from processors.base import MEASURES
 
 PRIORITIES = [p.name.lower() for p in Priority]
 STATUSES = [str(s) for s in Status]
@@ -140,6 +141,11 @@ class TaskDetail(TaskSummary):
     artifacts = ma.fields.List(ma.fields.Nested(Artifact), required=True)
     position = ma.fields.Integer(allow_none=True)
     eta_seconds = ma.fields.Float(allow_none=True)
+    usage = ma.fields.List(
+        ma.fields.Nested(lambda: UsageLine()),
+        required=True,
+        metadata={"description": "what the task consumed over all its attempts, with its cost"},
+    )
 
 
 class CancelResult(ma.Schema):
@@ -415,3 +421,75 @@ class AccountInfo(ma.Schema):
     quotas = ma.fields.Nested(Quotas, required=True)
     usage = ma.fields.Nested(Usage, required=True)
     role = ma.fields.String(required=True, metadata={"description": "the caller's role", "enum": ROLES})
+
+
+class UsageLine(ma.Schema):
+    measure = ma.fields.String(required=True, metadata={"enum": list(MEASURES)})
+    model = ma.fields.String(required=True, metadata={"description": "the provider's model or engine; empty if none"})
+    unit = ma.fields.String(required=True)
+    quantity = ma.fields.Float(required=True)
+    cost = ma.fields.Float(allow_none=True, metadata={"description": "null: no price is set for it"})
+
+
+class UsageDay(ma.Schema):
+    day = ma.fields.Date(required=True, metadata={"description": "a UTC day"})
+    account = ma.fields.String(required=True)
+    cost = ma.fields.Float(required=True, metadata={"description": "the sum of the priced lines"})
+    priced = ma.fields.Boolean(required=True, metadata={"description": "false: some line has no price"})
+    lines = ma.fields.List(ma.fields.Nested(UsageLine), required=True)
+
+
+class UsageReport(ma.Schema):
+    currency = ma.fields.String(required=True)
+    since = ma.fields.Date(required=True)
+    until = ma.fields.Date(required=True)
+    days = ma.fields.List(ma.fields.Nested(UsageDay), required=True)
+
+
+class UsageQuery(Query):
+    since = ma.fields.Date(
+        validate=ma.validate.Range(min=fields.EARLIEST_DAY),
+        metadata={"description": "first UTC day (default: 29 days before until)"},
+    )
+    until = ma.fields.Date(
+        validate=ma.validate.Range(min=fields.EARLIEST_DAY),
+        metadata={"description": "last UTC day, included (default: today)"},
+    )
+    account = fields.Text(
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "an account's name (operators; others see their own account)"},
+    )
+
+
+class Price(ma.Schema):
+    measure = ma.fields.String(required=True, metadata={"enum": list(MEASURES)})
+    model = ma.fields.String(required=True, metadata={"description": "empty: every model without its own price"})
+    unit = ma.fields.String(required=True)
+    price = ma.fields.String(required=True, metadata={"description": "the price of `per` units, a decimal string"})
+    per = ma.fields.Integer(required=True)
+    updated_at = ma.fields.AwareDateTime(required=True)
+
+
+class PriceList(ma.Schema):
+    currency = ma.fields.String(required=True)
+    items = ma.fields.List(ma.fields.Nested(Price), required=True)
+
+
+class PriceSet(Body):
+    measure = ma.fields.String(required=True, validate=ma.validate.OneOf(list(MEASURES)))
+    model = fields.Text(load_default="", validate=ma.validate.Length(max=200))
+    price = ma.fields.Decimal(
+        required=True,
+        as_string=True,
+        places=10,
+        # Bounds checked by the service: a Range of Decimals would put strings in the spec.
+        metadata={
+            "description": "the price of `per` units, from 0 to under 10^10, e.g. 0.15 per 1000000 tokens",
+        },
+    )
+    per = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=10**12))
+
+
+class PriceKey(Query):
+    measure = ma.fields.String(required=True, validate=ma.validate.OneOf(list(MEASURES)))
+    model = fields.Text(load_default="", validate=ma.validate.Length(max=200))

@@ -10,6 +10,7 @@ from app.api import auth, fields, files, limits, parsing, schemas, stream
 from app.api.errors import ErrorSchema, UnavailableSchema
 from app.extensions import db
 from app.services import tasks as task_service
+from app.services import usage as usage_service
 
 blueprint = parsing.Blueprint("tasks", __name__, url_prefix="/api/tasks", description="Tasks of your account")
 blueprint.before_request(auth.authenticate)
@@ -120,6 +121,7 @@ def get_task(task_id: str):
     detail["attempts"] = schemas.Attempt(many=True).dump(task_service.attempts(task))
     detail["artifacts"] = schemas.Artifact(many=True).dump(task_service.artifacts(task.id, task.account_id))
     detail["position"], detail["eta_seconds"] = place, task_service.eta_seconds(task, place)
+    detail["usage"] = schemas.UsageLine(many=True).dump(usage_service.of_task(task.id))
     return flask.jsonify(detail)
 
 

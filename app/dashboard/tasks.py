@@ -1,5 +1,5 @@
 """The tasks pages: the filterable, paginated list; one task with its live progress (SSE),
-timeline, attempts, result and artifacts; its actions (cancel, retry, delete); and its
+timeline, attempts, result, artifacts and metered usage; its actions (cancel, retry, delete); and its
 artifact files. Every read and action goes through `app.services.tasks`, scoped to the
 signed-in caller's account as in the API, so another account's task is a 404."""
 
@@ -17,6 +17,7 @@ from app.models import Priority
 from app.queue import lifecycle, states
 from app.services import errors
 from app.services import tasks as task_service
+from app.services import usage as usage_service
 
 blueprint = flask.Blueprint("tasks", __name__)
 blueprint.before_request(session.require_caller)
@@ -97,6 +98,8 @@ def panel_context(task) -> dict:
         "ended": task.status in states.TERMINAL,
         "attempts": task_service.attempts(task),
         "artifacts": [artifacts.view(item) for item in task_service.artifacts(task.id, task.account_id)],
+        "usage": usage_service.of_task(task.id),
+        "currency": usage_service.currency(),
     }
 
 

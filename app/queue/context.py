@@ -1,6 +1,7 @@
 """The durable processor context: progress, logs and artifacts of the live attempt become
 rows and events, each write fenced by the attempt number; artifact files go to the storage
-adapter under `tasks/<task>/<attempt>/<name>`, and uploads come from it.
+adapter under `tasks/<task>/<attempt>/<name>`, and uploads come from it. Metered usage is
+written as it is reported, and not fenced: what a stale attempt consumed was consumed.
 """
 
 import pathlib
@@ -33,9 +34,11 @@ class DurableContext(base.Context):
         account_id: uuid.UUID | None = None,
         settings: dict | None = None,
         submit: Callable[[str, dict, str], uuid.UUID] | None = None,
+        type: str = "",
     ):
         super().__init__(str(task_id), attempt, workdir, settings)
         self.id = task_id
+        self.type = type
         self.account_id = account_id
         self.stale = False
         self._session_factory = session_factory
@@ -83,6 +86,26 @@ class DurableContext(base.Context):
 
     def _record_log(self, message: str, data: dict) -> None:
         self._write(_fenced_event, "log", {"message": message[:2000], **data})
+
+    def _record_usage(self, item: dict) -> None:
+        now = models.utcnow()
+        record = models.UsageRecord(
+            account_id=self.account_id,
+            task_id=self.id,
+            attempt=self.attempt,
+            type=self.type,
+            measure=item["measure"],
+            model=item["model"][:200],
+            quantity=item["quantity"],
+            day=now.date(),
+            created_at=now,
+        )
+        try:
+            self._session.add(record)
+            self._session.commit()
+        except BaseException:
+            self._session.rollback()
+            raise
 
     def fetch_upload(self, upload_id: str) -> pathlib.Path:
         """Copy an upload of the task's account into the workdir and return its path."""

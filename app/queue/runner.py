@@ -167,6 +167,7 @@ class Runner:
             row.account_id,
             self.settings,
             submit=lambda type, params, key: self._submit_child(row, type, params, key),
+            type=row.type,
         )
         if row.attempt > 1:
             self._drop_earlier_artifacts(row)

@@ -151,6 +151,7 @@ class AnimatedLessonProcessor(base.Processor):
         video = self._video(painters, spoken, lengths, size, params, ctx)
         duration = ffmpeg.probe(video).duration
         stored = ctx.artifact(video, "video", "video/mp4", {"duration": duration, "sections": len(spoken)})
+        ctx.meter("media_seconds", duration)
         entries = self._entries(taught, lengths, timings, painters)
         frame = {
             "language": params["language"],

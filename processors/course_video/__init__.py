@@ -135,6 +135,7 @@ class CourseVideoProcessor(base.Processor):
         ctx.progress(90, "joining", f"{len(lessons)} lessons into course.mp4")
         video, chapters = self._join(outline, lessons, params, ctx)
         stored = ctx.artifact(video, "video", "video/mp4", {"chapters": chapters, "duration": chapters[-1]["end"]})
+        ctx.meter("media_seconds", chapters[-1]["end"])
         ctx.progress(100, "done")
         return {
             "title": outline["title"],

@@ -214,6 +214,7 @@ class ExplainerVideoProcessor(base.Processor):
         probed = ffmpeg.probe(video)
         meta = {"duration": probed.duration, "scenes": len(written.scenes), "title": written.title}
         stored = ctx.artifact(video, "video", "video/mp4", meta)
+        ctx.meter("media_seconds", probed.duration)
         ctx.artifact(srt, "captions", "application/x-subrip", {"format": "srt", "scope": "video"})
         script_file = ctx.workdir / "script.json"
         script_file.write_text(json.dumps(written.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")

@@ -199,6 +199,7 @@ class VideoClipProcessor(base.Processor):
                 "aspect": params["aspect"],
             }
             stored = ctx.artifact(out, "clip", "video/mp4", meta)
+            ctx.meter("media_seconds", segment.length)
             clips.append({**meta, "artifact": stored.get("id"), "name": out.name})
         return clips
 

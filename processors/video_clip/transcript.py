@@ -60,7 +60,8 @@ def from_speech(
         audio = ctx.workdir / f"speech-{index}.mp3"
         command = ffmpeg.Command().input(source, ss=offset, t=STT_PIECE_SECONDS)
         ffmpeg.run(command.output(audio, vn=True, sn=True, ac=1, ar=16000, **{"c:a": "libmp3lame", "b:a": "32k"}), ctx)
-        heard = openai_api.transcribe(ctx.settings, audio, language=language)
+        heard = openai_api.transcribe(ctx.settings, audio, language=language, ctx=ctx)
+        ctx.meter("transcribed_seconds", min(STT_PIECE_SECONDS, duration - offset), ctx.settings["CONVEYOR_STT_MODEL"])
         words += [captions.Word(w.text, w.start + offset, w.end + offset) for w in heard.words]
         found_language = found_language or heard.language
         on_progress((index + 1) / pieces)

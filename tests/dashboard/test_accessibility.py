@@ -6,7 +6,14 @@ from app.services import accounts
 from app.services import tasks as task_service
 from tests.dashboard.test_browser import Watched, settings, sign_in  # noqa: F401 - settings: plain http
 
-PAGES = ["/dashboard/", "/dashboard/tasks", "/dashboard/new", "/dashboard/new/sleep", "/dashboard/admin"]
+PAGES = [
+    "/dashboard/",
+    "/dashboard/tasks",
+    "/dashboard/new",
+    "/dashboard/new/sleep",
+    "/dashboard/usage",
+    "/dashboard/admin",
+]
 
 # For each element with its own text: its colour, the first opaque background behind it, its
 # size and weight. Colours come back as "rgb(r, g, b)" or "rgba(r, g, b, a)".

@@ -16,6 +16,8 @@ from app.extensions import db
 from app.queue import control
 from app.services import accounts
 from app.services import tasks as task_service
+from app.services import usage as usage_service
+from tests.api import test_usage
 from tests.dashboard.conftest import csrf_of, sign_in
 
 pytestmark = pytest.mark.embedded
@@ -329,3 +331,22 @@ def test_a_member_may_not_submit_urgent_from_the_form(backend, client, keys):
     refused = client.post("/dashboard/new/sleep", data={"csrf_token": token, "seconds": "1", "priority": "urgent"})
     assert refused.status_code == 403 and "urgent needs an account admin" in refused.get_data(as_text=True)
     assert task_service.find(None) == []
+
+
+def test_the_usage_page_shows_the_accounts_days_and_a_task_its_own_usage(backend, client, keys):
+    mine, theirs = _submit(keys["b_member"]), _submit(keys["a_member"])
+    test_usage.meter(mine.id, 1, ("llm_input_tokens", 1500, "gpt-4o-mini"), ("images", 2, "dall-e-3"))
+    test_usage.meter(theirs.id, 1, ("images", 9, "secret-model"))
+    usage_service.set_price("images", "0.04")
+    sign_in(client, keys["b_member"])
+
+    page = client.get("/dashboard/usage").get_data(as_text=True)
+    task_page = client.get(f"/dashboard/tasks/{mine.id}").get_data(as_text=True)
+
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    assert "your account" in page and f"{today} · " in page and "0.080000 USD + unpriced" in page
+    assert "gpt-4o-mini" in page and "1500 tokens" in page and "unpriced" in page
+    assert "secret-model" not in page, "another account's usage"
+    assert "every other model" in page and "0.04" in page  # the prices table
+    assert 'id="usage-h"' in task_page and "2 images" in task_page and "0.080000" in task_page
+    assert 'href="/dashboard/usage" aria-current="page"' in page

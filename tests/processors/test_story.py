@@ -355,3 +355,28 @@ def test_a_story_with_follow_ups_through_the_api_and_a_worker(backend, client, k
     quiz_task = helpers.task(uuid.UUID(kinds["quiz"][0]))
     assert quiz_task.params["source_text"] == row.result["text"] and quiz_task.result["count"] == 3
     assert helpers.task(uuid.UUID(kinds["voice"][0])).result["duration"] > 1
+    _check_metered(client, member, story_id, row, kinds)
+
+
+def _check_metered(client, member, story_id, row, kinds) -> None:
+    """Each task of the story shows what it consumed, and the account's day sums them."""
+
+    def usage_of(task_id) -> dict:
+        lines = client.get(f"/api/tasks/{task_id}", headers=member).get_json()["usage"]
+        return {line["measure"]: line for line in lines}
+
+    story_usage = usage_of(story_id)
+    assert story_usage["llm_input_tokens"]["quantity"] == row.result["usage"]["prompt_tokens"] > 0
+    assert story_usage["llm_output_tokens"]["quantity"] == row.result["usage"]["completion_tokens"] > 0
+    assert story_usage["llm_input_tokens"]["model"] == row.result["model"]
+    for image_id in kinds["image"]:
+        assert usage_of(image_id)["images"]["quantity"] == 1
+    voice_id = kinds["voice"][0]
+    spoken, voice_result = usage_of(voice_id), helpers.task(uuid.UUID(voice_id)).result
+    assert spoken["speech_characters"]["model"] == voice_result["provider"]
+    # Each sentence is spoken and counted; the blanks between sentences are not.
+    assert 0.9 * voice_result["characters"] <= spoken["speech_characters"]["quantity"] <= voice_result["characters"]
+    assert spoken["media_seconds"]["quantity"] == pytest.approx(voice_result["duration"], abs=0.01)
+    day = client.get("/api/usage", headers=member).get_json()["days"][-1]
+    images = [line["quantity"] for line in day["lines"] if line["measure"] == "images"]
+    assert sum(images) == 2 and day["priced"] is False
