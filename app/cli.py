@@ -20,7 +20,7 @@ import werkzeug.serving
 from flask.cli import FlaskGroup, with_appcontext
 
 from app import config as config_module
-from app import runtime, supervisor
+from app import logs, runtime, supervisor
 from app.queue import health, states, sweeper
 from app.queue import tasks as queue_tasks
 from app.services import accounts, errors
@@ -99,6 +99,7 @@ def worker(pool: str, concurrency: int | None, loglevel: str, quiet: bool, check
     if check:
         _check_health(f"worker-{pool}")
     concurrency = concurrency or conveyor.settings[f"CONVEYOR_{pool.upper()}_CONCURRENCY"]
+    logs.configure(conveyor.settings["CONVEYOR_LOG_FORMAT"], getattr(logging, loglevel.upper(), logging.INFO))
     queue_tasks.beat_health(conveyor.celery, conveyor.settings["CONVEYOR_VAR_DIR"], pool)
     # Celery's own `worker_main` drops the worker's exit code (`Unrecoverable error` exits 0).
     celery_worker = conveyor.celery.Worker(
@@ -124,7 +125,7 @@ def sweeper_command(check: bool) -> None:
     conveyor = runtime.current()
     if check:
         _check_health("sweeper")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(conveyor.settings["CONVEYOR_LOG_FORMAT"])
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
@@ -167,7 +168,7 @@ def run(host: str, port: int) -> None:
         key, new = accounts.local_admin_key(conveyor.settings["CONVEYOR_VAR_DIR"])
         where = pathlib.Path(conveyor.settings["CONVEYOR_VAR_DIR"]) / "admin-key"
         click.echo(f"{'Created' if new else 'Using'} the local operator API key (stored in {where}):\n  {key}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(conveyor.settings["CONVEYOR_LOG_FORMAT"])
     children = {
         f"worker --pool {pool}": ["worker", "--pool", pool, "--loglevel", "WARNING", "--quiet"] for pool in POOLS
     }

@@ -174,6 +174,10 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_RATE_LIMIT_STORAGE": (_str, _rate_storage),
     # The currency of the prices in `manage.py prices set` and of usage costs.
     "CONVEYOR_CURRENCY": (_str, "USD"),
+    # How every process logs: `text` lines, or `json` objects one a line (`app.logs`).
+    "CONVEYOR_LOG_FORMAT": (_choice("text", "json"), "text"),
+    # `GET /metrics` asks for `Authorization: Bearer <this>` when it is set.
+    "CONVEYOR_METRICS_TOKEN": (_str, None),
 }
 
 

@@ -1,5 +1,6 @@
 """Typed SQLAlchemy 2 models: accounts, users, API keys, uploads, tasks, their events and
-artifacts, the durable queue controls, and metered usage with its prices. Rows only: queue
+artifacts, the durable queue controls, metered usage with its prices, and the totals behind
+the Prometheus counters. Rows only: queue
 logic lives in `app.queue`, use cases in `app.services`.
 """
 
@@ -361,3 +362,25 @@ class Price(Base):
         sa.CheckConstraint("price >= 0", name="price"),
         sa.CheckConstraint("per > 0", name="per"),
     )
+
+
+class MetricTotal(Base):
+    """One series of a Prometheus counter or histogram, kept in the database so every API
+    process answers a scrape the same and a restart loses nothing. `labels` is the series'
+    labels in exposition form, sorted (`outcome="succeeded",type="voice"`)."""
+
+    __tablename__ = "metric_totals"
+
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(100), primary_key=True)
+    labels: orm.Mapped[str] = orm.mapped_column(sa.String(500), primary_key=True, default="")
+    value: orm.Mapped[float] = orm.mapped_column(sa.Double, default=0.0)
+
+
+class MetricCursor(Base):
+    """How far a counting job has read (the id of the last task event it counted)."""
+
+    __tablename__ = "metric_cursors"
+
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(32), primary_key=True)
+    position: orm.Mapped[int] = orm.mapped_column(sa.BigInteger, default=0)
+    updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)

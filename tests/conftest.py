@@ -34,6 +34,8 @@ TABLES = (
     "queue_controls",
     "usage_records",
     "prices",
+    "metric_totals",
+    "metric_cursors",
     "api_keys",
     "users",
     "accounts",

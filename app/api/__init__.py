@@ -4,7 +4,7 @@ SSE, and the OpenAPI spec with its docs pages (assets served from `static/vendor
 import flask
 import flask_smorest
 
-from app.api import account, admin, auth, errors, health, limits, media, parsing, task_types, tasks, usage
+from app.api import account, admin, auth, errors, health, limits, media, metrics, parsing, task_types, tasks, usage
 
 SPEC = {
     "API_TITLE": "Conveyor",
@@ -37,6 +37,7 @@ def init_app(app: flask.Flask, registry) -> Api:
         app.config.setdefault(key, value)
     app.request_class = parsing.Request  # the dashboard's forms are held to the body limit too
     app.register_blueprint(health.blueprint)
+    metrics.init_app(app)
     app.register_blueprint(
         flask.Blueprint("api_static", __name__, static_folder="static", static_url_path="/api/static")
     )

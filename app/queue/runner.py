@@ -29,6 +29,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from app import logs
 from app import storage as storage_module
 from app.queue import context as context_module
 from app.queue import control, errors, health, lifecycle, listen, sql
@@ -173,8 +174,9 @@ class Runner:
             self._drop_earlier_artifacts(row)
         watch = self._watcher().watch(row, ctx, policy)
         try:
-            outcome = self._execute(row, ctx, policy)
-            return watch.settle(lambda: self._record(row, ctx, policy, outcome)) or "stale"
+            with logs.task(row.id, row.type, row.attempt, row.account_id):
+                outcome = self._execute(row, ctx, policy)
+                return watch.settle(lambda: self._record(row, ctx, policy, outcome)) or "stale"
         finally:
             self._watcher().release(watch)
             ctx.close()
@@ -282,6 +284,8 @@ class Runner:
                     retry_at = ended if isinstance(ended, datetime.datetime) else None
                     kind = "retrying" if retry_at else ended or "failed"
                 session.commit()
+            if kind in ("retrying", "failed"):
+                _log_failure(outcome[1], retry_at)
         except errors.StaleAttempt:
             log.warning("task %s attempt %s is stale; outcome %s dropped", row.id, row.attempt, kind)
             return "stale"
@@ -441,6 +445,12 @@ class Watcher(threading.Thread):
 
     def _hard_stop(self, watch: Watch, reason: str) -> None:
         watch.settle(lambda: self.runner.hard_stop(watch.row, watch.ctx, watch.policy, reason))
+
+
+def _log_failure(error: dict, retry_at: datetime.datetime | None) -> None:
+    # Logged with the attempt's task fields (`logs.task`): an operator reads why in the log too.
+    then = f"retrying at {retry_at.isoformat()}" if retry_at else "the task failed"
+    log.warning("attempt failed with %s: %s; %s", error["type"], error["message"][:500], then)
 
 
 def _summary(outcomes: collections.Counter) -> str:

@@ -560,3 +560,73 @@ def add_event(task_id: uuid.UUID, attempt: int, kind: str, data: dict, now: date
 def events_after(task_id: uuid.UUID, after: int, limit: int) -> sa.Select:
     """events_after: a task's events in order, after a sequence id (SSE resume)."""
     return sa.select(events).where(events.c.task_id == task_id, events.c.id > after).order_by(events.c.id).limit(limit)
+
+
+# Metrics: the totals behind the Prometheus counters, and the cursor of the counting job.
+metric_totals = models.MetricTotal.__table__
+metric_cursors = models.MetricCursor.__table__
+
+
+def _upsert(dialect: str, table: sa.Table):
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def add_to_totals(dialect: str) -> sa.Insert:
+    """add_to_totals: add each row's `value` to its series `(name, labels)`, made at 0 if new;
+    atomic per row on both backends, so processes adding at once lose nothing."""
+    insert = _upsert(dialect, metric_totals)
+    return insert.on_conflict_do_update(
+        index_elements=[metric_totals.c.name, metric_totals.c.labels],
+        set_={"value": metric_totals.c.value + insert.excluded.value},
+    )
+
+
+def add_cursor(dialect: str) -> sa.Insert:
+    """add_cursor: make the cursor `:cursor_name` at position 0 unless it exists."""
+    values = {"name": sa.bindparam("cursor_name"), "position": 0, "updated_at": sa.bindparam("cursor_at")}
+    insert = _upsert(dialect, metric_cursors).values(**values)
+    return insert.on_conflict_do_nothing(index_elements=[metric_cursors.c.name])
+
+
+@functools.cache
+def cursor_position() -> sa.Select:
+    """cursor_position: the cursor `:cursor_name`'s position, its row locked until the transaction
+    ends (PostgreSQL; SQLite's one writer serializes the counting anyway)."""
+    query = sa.select(metric_cursors.c.position).where(metric_cursors.c.name == sa.bindparam("cursor_name"))
+    return query.with_for_update()
+
+
+@functools.cache
+def move_cursor() -> sa.Update:
+    """move_cursor: set the cursor `:cursor_name` to `:cursor_position`."""
+    return (
+        sa.update(metric_cursors)
+        .where(metric_cursors.c.name == sa.bindparam("cursor_name"))
+        .values(position=sa.bindparam("cursor_position"), updated_at=sa.bindparam("cursor_at"))
+    )
+
+
+@functools.cache
+def status_events_after() -> sa.Select:
+    """status_events_after: up to `:limit` status events after the id `:after`, oldest first,
+    each with its task's type, pool, submit time, run_at, latest start and attempt (events of
+    deleted tasks are gone with them). Reads the events' primary key, not the tasks' history."""
+    e, t = events, tasks
+    return (
+        sa.select(
+            e.c.id,
+            e.c.attempt,
+            e.c.data,
+            e.c.created_at,
+            t.c.type,
+            t.c.pool,
+            t.c.created_at.label("task_created_at"),
+            t.c.run_at,
+            t.c.started_at,
+            t.c.attempt.label("task_attempt"),
+        )
+        .join(t, t.c.id == e.c.task_id)
+        .where(e.c.id > sa.bindparam("after"), e.c.kind == "status")
+        .order_by(e.c.id)
+        .limit(sa.bindparam("limit"))
+    )

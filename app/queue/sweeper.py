@@ -1,7 +1,8 @@
 """The sweeper: rescues attempts whose lease expired (their worker died) and publishes
 wake-ups for waiting tasks that could start now but have no message on the broker (lost
 from Redis, spent while the queue was paused, or due after a backoff). It also keeps the fair
-share's pool clocks and ages waiting tasks (`aging`). One runs at a time, under an advisory
+share's pool clocks, ages waiting tasks (`aging`) and counts task events into the metrics'
+totals (`counting`). One runs at a time, under an advisory
 lock; others wait as standbys. It outlives database and broker outages: a failed round is
 retried with backoff, on a new connection.
 """
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.models import Status
-from app.queue import aging, control, errors, health, lifecycle, lock, sql
+from app.queue import aging, control, counting, errors, health, lifecycle, lock, sql
 from processors import registry as registry_module
 
 log = logging.getLogger("conveyor.sweeper")
@@ -110,7 +111,17 @@ def sweep_once(
         session.commit()
     with session_factory() as session:
         woken = wake_due(session, wake, backlog, ahead, notify, account_max_running)
-    return {"rescued": rescued, "risen": risen, "woken": woken}
+    return {"rescued": rescued, "risen": risen, "woken": woken, "counted": _count(session_factory)}
+
+
+def _count(session_factory: orm.sessionmaker) -> int:
+    # The metrics wait for the next round rather than hold up rescues and wake-ups: a failure
+    # here is logged, and the round still counts as done.
+    try:
+        return counting.count_events(session_factory)
+    except Exception:
+        log.exception("counting task events for the metrics failed; trying again next round")
+        return 0
 
 
 def loop(

@@ -218,7 +218,13 @@ def test_clips_chosen_by_the_llm_from_speech_to_text_words(sources, tmp_path):
     assert sent[-1][1] == pytest.approx(SECONDS, abs=0.2), "the words span the whole audio"
     assert (result["transcript_origin"], result["segments_by"]) == ("speech_to_text", "llm")
     assert result["usage"]["total_tokens"] > 0
+    metered = {}
+    for item in ctx.usage:
+        metered[item["measure"]] = metered.get(item["measure"], 0) + item["quantity"]
+    assert metered["transcribed_seconds"] == pytest.approx(SECONDS, abs=0.2), "the audio sent to speech-to-text"
+    assert metered["llm_input_tokens"] == result["usage"]["prompt_tokens"]
     clips = result["clips"]
+    assert metered["media_seconds"] == pytest.approx(sum(c["duration"] for c in clips))
     assert [c["title"] for c in clips] == ["The opening", "The method"], "clips come in time order"
     for clip, wanted in zip(clips, reversed(asked), strict=True):
         assert clip["start"] == pytest.approx(wanted["start"], abs=0.01)
