@@ -21,7 +21,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from app import config as config_module
 from app import logs, runtime, supervisor
-from app.queue import health, states, sweeper
+from app.queue import health, retention, states, sweeper
 from app.queue import tasks as queue_tasks
 from app.services import accounts, errors
 from app.services import queue as queue_service
@@ -143,7 +143,15 @@ def sweeper_command(check: bool) -> None:
         notify=conveyor.notify_waiting,
         aging_seconds=conveyor.settings["CONVEYOR_AGING_SECONDS"],
         account_max_running=conveyor.settings["CONVEYOR_ACCOUNT_MAX_RUNNING"],
+        retain=_retention_job(conveyor),
     )
+
+
+def _retention_job(conveyor) -> retention.Job:
+    settings = conveyor.settings
+    rules = retention.rules(conveyor.registry, settings)
+    batch, every = settings["CONVEYOR_RETENTION_BATCH"], settings["CONVEYOR_RETENTION_SECONDS"]
+    return retention.Job(conveyor.sessions, conveyor.storage, rules, batch, every)
 
 
 def _check_health(role: str) -> None:

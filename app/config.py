@@ -12,6 +12,8 @@ import pathlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from processors.policy import parse_retention
+
 
 class ConfigError(Exception):
     """The settings are invalid."""
@@ -178,6 +180,14 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_LOG_FORMAT": (_choice("text", "json"), "text"),
     # `GET /metrics` asks for `Authorization: Bearer <this>` when it is set.
     "CONVEYOR_METRICS_TOKEN": (_str, None),
+    # Retention: how long a finished task is kept ("7d", "36h", "forever"); a type's policy
+    # may set its own (`retain_succeeded` ...). The sweeper deletes older ones every
+    # CONVEYOR_RETENTION_SECONDS, CONVEYOR_RETENTION_BATCH tasks a transaction.
+    "CONVEYOR_RETAIN_SUCCEEDED": (parse_retention, 7 * 86400.0),
+    "CONVEYOR_RETAIN_FAILED": (parse_retention, 30 * 86400.0),
+    "CONVEYOR_RETAIN_CANCELLED": (parse_retention, 7 * 86400.0),
+    "CONVEYOR_RETENTION_SECONDS": (_float(0.1, 86400), 30.0),
+    "CONVEYOR_RETENTION_BATCH": (_int(1, 10000), 500),
 }
 
 

@@ -249,6 +249,22 @@ class Task(Base):
             postgresql_where=sa.text("status = 'succeeded'"),
             sqlite_where=sa.text("status = 'succeeded'"),
         ),
+        # Retention reads each type's failed and cancelled tasks oldest first (`queue.retention`);
+        # succeeded ones through ix_tasks_succeeded.
+        sa.Index(
+            "ix_tasks_failed",
+            "type",
+            "finished_at",
+            postgresql_where=sa.text("status = 'failed'"),
+            sqlite_where=sa.text("status = 'failed'"),
+        ),
+        sa.Index(
+            "ix_tasks_cancelled",
+            "type",
+            "finished_at",
+            postgresql_where=sa.text("status = 'cancelled'"),
+            sqlite_where=sa.text("status = 'cancelled'"),
+        ),
         # Concurrency limits count running tasks per type; the sweeper scans expired leases.
         sa.Index(
             "ix_tasks_running",

@@ -6,6 +6,9 @@ import random
 
 PRIORITIES = ("urgent", "high", "normal", "low")
 POOLS = ("cpu", "io")
+# The final states a retention time is set for (`Policy.retain_<state>`).
+RETAINED = ("succeeded", "failed", "cancelled")
+RETENTION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +23,9 @@ class Policy:
     priority: default priority of new tasks of this type.
     pool: the worker pool (Celery queue) that runs the type.
     estimate: expected run time in seconds, used for ETAs until real durations exist.
+    retain_succeeded, retain_failed, retain_cancelled: how long a finished task of this type
+    is kept before the sweeper deletes it (`parse_retention`: "7d", "36h", "90m", "forever");
+    "" keeps the platform's setting (CONVEYOR_RETAIN_SUCCEEDED and the others).
     """
 
     max_attempts: int = 3
@@ -31,6 +37,9 @@ class Policy:
     priority: str = "normal"
     pool: str = "cpu"
     estimate: float = 10.0
+    retain_succeeded: str = ""
+    retain_failed: str = ""
+    retain_cancelled: str = ""
 
     def problems(self) -> list[str]:
         """Return what is wrong with this policy, empty when it is sane."""
@@ -51,7 +60,25 @@ class Policy:
             found.append(f"pool must be one of {', '.join(POOLS)}")
         if not self.estimate > 0:
             found.append("estimate must be positive")
+        found.extend(self._retention_problems())
         return found
+
+    def _retention_problems(self) -> list[str]:
+        found = []
+        for name in RETAINED:
+            value = getattr(self, f"retain_{name}")
+            try:
+                if value:
+                    parse_retention(value)
+            except ValueError as exc:
+                found.append(f"retain_{name}: {exc}")
+        return found
+
+    def retention(self, status: str, default: float | None) -> float | None:
+        """Return the seconds a task of this type that ended `status` is kept (None: forever);
+        `default` when the policy leaves it to the platform."""
+        value = getattr(self, f"retain_{status}")
+        return parse_retention(value) if value else default
 
     def _type_problems(self) -> list[str]:
         found = []
@@ -104,3 +131,19 @@ def _coerce(name: str, kind: type, value):
             raise ValueError(f"policy field {name}: {value!r} is not a whole number")
         return int(number)
     return number
+
+
+def parse_retention(value: str) -> float | None:
+    """Return a retention time in seconds ("7d", "36h", "90m", "3600s", a bare number of
+    seconds), or None for "forever". ValueError when it is none of these or not positive."""
+    text = str(value).strip().lower()
+    if text in ("forever", "never"):
+        return None
+    number, unit = (text[:-1], text[-1]) if text[-1:] in RETENTION_UNITS else (text, "s")
+    try:
+        seconds = float(number) * RETENTION_UNITS[unit]
+    except ValueError:
+        raise ValueError(f"{value!r} is not a retention time; use e.g. 7d, 36h, 90m or forever") from None
+    if not (math.isfinite(seconds) and 0 < seconds <= 100 * 365 * 86400):
+        raise ValueError(f"{value!r} must be more than 0 and at most 100 years (or forever)")
+    return seconds

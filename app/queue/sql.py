@@ -630,3 +630,25 @@ def status_events_after() -> sa.Select:
         .order_by(e.c.id)
         .limit(sa.bindparam("limit"))
     )
+
+
+# --- retention (`queue.retention`) ---------------------------------------------------------
+
+
+def ended_before(status: str, type_: str, before: datetime.datetime) -> sa.ColumnElement:
+    """ended_before: tasks of `type_` that ended `status` before `before`, with no child task
+    left (a family goes children first). Read on ix_tasks_<status>, the state's partial index
+    by type and end time, so the cost follows the tasks past their time, not the history."""
+    child = tasks.alias("child")
+    return sa.and_(
+        tasks.c.status == status,
+        tasks.c.type == type_,
+        tasks.c.finished_at < before,
+        ~sa.exists().where(child.c.parent_id == tasks.c.id),
+    )
+
+
+def expired_tasks(ended: sa.ColumnElement, limit: int) -> sa.Select:
+    """expired_tasks: the ids of up to `limit` tasks matching `ended` (`ended_before`), oldest
+    end first: retention's next batch."""
+    return sa.select(tasks.c.id).where(ended).order_by(tasks.c.finished_at).limit(limit)

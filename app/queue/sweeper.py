@@ -1,8 +1,8 @@
 """The sweeper: rescues attempts whose lease expired (their worker died) and publishes
 wake-ups for waiting tasks that could start now but have no message on the broker (lost
 from Redis, spent while the queue was paused, or due after a backoff). It also keeps the fair
-share's pool clocks, ages waiting tasks (`aging`) and counts task events into the metrics'
-totals (`counting`). One runs at a time, under an advisory
+share's pool clocks, ages waiting tasks (`aging`), counts task events into the metrics'
+totals (`counting`) and deletes finished tasks past their keep time (`retention`). One runs at a time, under an advisory
 lock; others wait as standbys. It outlives database and broker outages: a failed round is
 retried with backoff, on a new connection.
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.models import Status
-from app.queue import aging, control, counting, errors, health, lifecycle, lock, sql
+from app.queue import aging, control, counting, errors, health, lifecycle, lock, retention, sql
 from processors import registry as registry_module
 
 log = logging.getLogger("conveyor.sweeper")
@@ -99,6 +99,7 @@ def sweep_once(
     notify=None,
     aging_seconds: float = 0.0,
     account_max_running: int | None = None,
+    retain: retention.Job | None = None,
 ) -> dict:
     """Run one sweep; return what it did."""
     with session_factory() as session:
@@ -111,7 +112,8 @@ def sweep_once(
         session.commit()
     with session_factory() as session:
         woken = wake_due(session, wake, backlog, ahead, notify, account_max_running)
-    return {"rescued": rescued, "risen": risen, "woken": woken, "counted": _count(session_factory)}
+    counted = _count(session_factory)
+    return {"rescued": rescued, "risen": risen, "woken": woken, "counted": counted, "retained": _retain(retain)}
 
 
 def _count(session_factory: orm.sessionmaker) -> int:
@@ -122,6 +124,17 @@ def _count(session_factory: orm.sessionmaker) -> int:
     except Exception:
         log.exception("counting task events for the metrics failed; trying again next round")
         return 0
+
+
+def _retain(job: retention.Job | None) -> retention.Report | None:
+    # Like counting: a failed retention pass is logged and tried again next round.
+    if job is None:
+        return None
+    try:
+        return job.run(time.monotonic())
+    except Exception:
+        log.exception("deleting finished tasks past their keep time failed; trying again next round")
+        return None
 
 
 def loop(
@@ -137,6 +150,7 @@ def loop(
     notify: Callable[[str], bool] | None = None,
     aging_seconds: float = 0.0,
     account_max_running: int | None = None,
+    retain: retention.Job | None = None,
 ) -> None:
     """Sweep every `interval` seconds while holding the sweeper lock; stand by otherwise.
     A round that fails (the database restarting, the broker gone) is logged and tried again
@@ -147,7 +161,9 @@ def loop(
     state = None
 
     def sweep() -> dict:
-        return sweep_once(session_factory, registry, wake, backlog, ahead, notify, aging_seconds, account_max_running)
+        return sweep_once(
+            session_factory, registry, wake, backlog, ahead, notify, aging_seconds, account_max_running, retain
+        )
 
     try:
         while not should_stop():

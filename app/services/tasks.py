@@ -12,7 +12,7 @@ from sqlalchemy import orm
 from app import models, runtime
 from app.extensions import db
 from app.queue import errors as queue_errors
-from app.queue import lifecycle, sql, states
+from app.queue import lifecycle, retention, sql, states
 from app.services import availability, errors, inputs, quotas, sources, uploads
 from processors import errors as processor_errors
 
@@ -320,18 +320,10 @@ def purge(before: datetime.datetime, statuses=states.TERMINAL, *, dry_run: bool 
     storage, deleted, file_errors = runtime.current().storage, 0, 0
     batch = sa.select(task.id).where(deletable).order_by(task.finished_at).limit(PURGE_BATCH)
     while ids := db.session.scalars(batch).all():
-        gone = db.session.scalars(sa.delete(task).where(task.id.in_(ids), deletable).returning(task.id)).all()
-        db.session.execute(sa.delete(models.Artifact).where(models.Artifact.task_id.in_(gone)))
-        db.session.execute(sa.delete(models.TaskEvent).where(models.TaskEvent.task_id.in_(gone)))
+        gone = retention.delete_tasks(db.session, ids, deletable)
         db.session.commit()
         deleted += len(gone)
-        # Files go after the commit, as in `delete`.
-        for task_id in gone:
-            try:
-                storage.delete_prefix(f"tasks/{task_id}/")
-            except Exception:
-                file_errors += 1
-                log.exception("purge: the files of task %s were not deleted", task_id)
+        file_errors += retention.delete_files(storage, gone)  # after the commit, as in `delete`
         if not gone:
             break  # every selected task changed under us (retried): leave them
     kept = db.session.scalar(_count(ended))  # ended long ago, but a child task remains

@@ -1,0 +1,34 @@
+"""Retention: partial indexes on failed and cancelled tasks by type and end time, so the
+sweeper finds the ones past their keep time without reading the rest of the history
+(succeeded ones use ix_tasks_succeeded).
+
+Revision ID: 0011
+Revises: 0008
+Create Date: 2026-12-07
+
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+STATES = ("failed", "cancelled")
+
+
+def upgrade():
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        for state in STATES:
+            where = sa.text(f"status = '{state}'")
+            batch_op.create_index(
+                f"ix_tasks_{state}", ["type", "finished_at"], postgresql_where=where, sqlite_where=where
+            )
+
+
+def downgrade():
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        for state in STATES:
+            batch_op.drop_index(f"ix_tasks_{state}")
