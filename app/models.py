@@ -400,3 +400,16 @@ class MetricCursor(Base):
     name: orm.Mapped[str] = orm.mapped_column(sa.String(32), primary_key=True)
     position: orm.Mapped[int] = orm.mapped_column(sa.BigInteger, default=0)
     updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+
+
+class MetricMinute(Base):
+    """What the counting job saw in one UTC minute of one series (tasks finished by pool and
+    outcome, first-attempt queue waits by pool and bucket): the dashboard's charts of the last
+    hour and day, read without touching the tasks' history. Kept `counting.MINUTES_KEPT`."""
+
+    __tablename__ = "metric_minutes"
+
+    minute: orm.Mapped[datetime.datetime] = orm.mapped_column(primary_key=True)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(100), primary_key=True)
+    labels: orm.Mapped[str] = orm.mapped_column(sa.String(500), primary_key=True, default="")
+    value: orm.Mapped[float] = orm.mapped_column(sa.Double, default=0.0)

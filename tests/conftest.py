@@ -36,6 +36,7 @@ TABLES = (
     "prices",
     "metric_totals",
     "metric_cursors",
+    "metric_minutes",
     "api_keys",
     "users",
     "accounts",

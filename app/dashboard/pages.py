@@ -31,6 +31,7 @@ def helpers() -> dict:
     return {
         "when": when,
         "duration": duration,
+        "wait_time": wait_time,
         "pretty": pretty,
         "label_of": forms.label_of,
         "priority_name": priority_name,
@@ -57,6 +58,15 @@ def duration(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def wait_time(seconds: float | None) -> str:
+    """Return a queue wait, to the millisecond under a second ("—" for none)."""
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.1f} s" if seconds < 60 else duration(seconds)
 
 
 def pretty(value) -> str:

@@ -5,7 +5,9 @@ The job reads the status events after its cursor (`metric_cursors`), oldest firs
 first one written less than `LAG_SECONDS` ago (so an event committed a moment late is not
 skipped), adds what they count to `metric_totals` and moves the cursor, in one transaction
 that holds the cursor's row: each event is counted once, whichever sweeper runs. Events of
-tasks already purged are not counted.
+tasks already purged are not counted. The same pass adds tasks finished (by pool and outcome)
+and first-attempt queue waits to per-minute counts (`metric_minutes`, kept MINUTES_KEPT) that
+the dashboard's overview charts.
 """
 
 import datetime
@@ -27,11 +29,15 @@ LAG_SECONDS = 2.0
 RUN_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+MINUTES_KEPT = datetime.timedelta(days=2)
 
 
 def count_events(session_factory: orm.sessionmaker) -> int:
     """Count the events written since the last call, in batches; return how many."""
     counted = 0
+    with session_factory() as session:
+        session.execute(sql.forget_minutes(lifecycle.now() - MINUTES_KEPT))
+        session.commit()
     for _ in range(MAX_BATCHES):
         with session_factory() as session:
             done = count_batch(session)
@@ -51,10 +57,12 @@ def count_batch(session: orm.Session, lag_seconds: float = LAG_SECONDS) -> int:
     ready = list(itertools.takewhile(lambda row: row.created_at < until, rows))
     if not ready:
         return 0
-    deltas = totals.Deltas()
+    deltas, minutes = totals.Deltas(), totals.Minutes()
     for row in ready:
         count(deltas, row)
+        count_minute(minutes, row)
     deltas.write(session)
+    minutes.write(session)
     moved = {"cursor_name": CURSOR, "cursor_position": ready[-1].id, "cursor_at": lifecycle.now()}
     session.execute(sql.move_cursor(), moved)
     return len(ready)
@@ -83,6 +91,18 @@ def count(deltas: totals.Deltas, row: sa.Row) -> None:
         if status != Status.CANCELLED and row.started_at is not None and row.attempt == row.task_attempt:
             seconds = (row.created_at - row.started_at).total_seconds()
             deltas.observe("conveyor_task_run_duration_seconds", {"type": row.type}, seconds, RUN_BUCKETS)
+
+
+def count_minute(minutes: totals.Minutes, row: sa.Row) -> None:
+    """Add what one status event counts for the charts to its minute: a task finished (by pool
+    and outcome), a first attempt's queue wait (by pool)."""
+    status = row.data.get("status")
+    if status == Status.RUNNING and row.attempt == 1:
+        minutes.observe(
+            row.created_at, "conveyor_task_queue_wait_seconds", {"pool": row.pool}, _waited(row), WAIT_BUCKETS
+        )
+    if status in TERMINAL:
+        minutes.add(row.created_at, "conveyor_tasks_finished_total", {"pool": row.pool, "outcome": status})
 
 
 def _waited(row: sa.Row) -> float:

@@ -581,6 +581,30 @@ def add_to_totals(dialect: str) -> sa.Insert:
     )
 
 
+metric_minutes = models.MetricMinute.__table__
+
+
+def add_to_minutes(dialect: str) -> sa.Insert:
+    """add_to_minutes: add each row's `value` to its series in its minute, made at 0 if new."""
+    insert = _upsert(dialect, metric_minutes)
+    keys = [metric_minutes.c.minute, metric_minutes.c.name, metric_minutes.c.labels]
+    return insert.on_conflict_do_update(
+        index_elements=keys, set_={"value": metric_minutes.c.value + insert.excluded.value}
+    )
+
+
+def forget_minutes(before: datetime.datetime) -> sa.Delete:
+    """forget_minutes: drop the per-minute counts older than `before` (the primary key leads
+    with the minute, so this reads only what it deletes)."""
+    return sa.delete(metric_minutes).where(metric_minutes.c.minute < before)
+
+
+def minutes_since(since: datetime.datetime, names: list[str]) -> sa.Select:
+    """minutes_since: the per-minute counts of the series `names` from `since` on."""
+    m = metric_minutes
+    return sa.select(m.c.minute, m.c.name, m.c.labels, m.c.value).where(m.c.minute >= since, m.c.name.in_(names))
+
+
 def add_cursor(dialect: str) -> sa.Insert:
     """add_cursor: make the cursor `:cursor_name` at position 0 unless it exists."""
     values = {"name": sa.bindparam("cursor_name"), "position": 0, "updated_at": sa.bindparam("cursor_at")}

@@ -6,6 +6,7 @@ cumulative `_bucket` series (one per bound `le`, and `+Inf`), `_sum` and `_count
 exposition format has them, so a scrape reads it back as it is.
 """
 
+import datetime
 import json
 import math
 
@@ -51,6 +52,32 @@ class Deltas:
         bind = executor.get_bind() if isinstance(executor, orm.Session) else executor
         rows = [{"name": name, "labels": labels, "value": value} for (name, labels), value in self.values.items()]
         executor.execute(sql.add_to_totals(bind.dialect.name), rows)
+
+
+class Minutes:
+    """Increments of series per UTC minute (`metric_minutes`), for the dashboard's charts. A
+    histogram is kept as the count of each bucket alone (not cumulative): one row per bucket
+    a minute's observations fell in."""
+
+    def __init__(self):
+        self.values: dict[tuple[datetime.datetime, str, str], float] = {}
+
+    def add(self, at: datetime.datetime, name: str, labels: dict[str, str], amount: float = 1.0) -> None:
+        """Add `amount` to the series `name{labels}` in the minute of `at`."""
+        key = (at.replace(second=0, microsecond=0), name, encode(labels))
+        self.values[key] = self.values.get(key, 0.0) + amount
+
+    def observe(self, at: datetime.datetime, name: str, labels: dict, value: float, buckets: tuple) -> None:
+        """Count one observation in the first bucket whose bound holds it."""
+        bound = next((b for b in buckets if value <= b), math.inf)
+        self.add(at, f"{name}_bucket", {**labels, "le": _bound(bound)})
+
+    def write(self, session: orm.Session) -> None:
+        """Add every increment to its minute's series in one statement (the caller commits)."""
+        if not self.values:
+            return
+        rows = [{"minute": at, "name": n, "labels": labels, "value": v} for (at, n, labels), v in self.values.items()]
+        session.execute(sql.add_to_minutes(session.get_bind().dialect.name), rows)
 
 
 def encode(labels: dict[str, str]) -> str:

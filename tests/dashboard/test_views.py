@@ -350,3 +350,51 @@ def test_the_usage_page_shows_the_accounts_days_and_a_task_its_own_usage(backend
     assert "every other model" in page and "0.04" in page  # the prices table
     assert 'id="usage-h"' in task_page and "2 images" in task_page and "0.080000" in task_page
     assert 'href="/dashboard/usage" aria-current="page"' in page
+
+
+def test_the_overview_charts_throughput_and_queue_wait_per_pool_from_the_counted_events(backend, client, keys):
+    from app.queue import counting
+
+    caller = _caller(keys["a_member"])
+    now = models.utcnow()
+    started = now - datetime.timedelta(minutes=10)
+    # (pool, queue wait in seconds, outcome), written as the lifecycle writes them.
+    cases = [("cpu", 0.3, "succeeded"), ("cpu", 0.3, "succeeded"), ("cpu", 4.0, "failed"), ("io", 0.02, "succeeded")]
+    for pool, waited, outcome in cases:
+        created = started - datetime.timedelta(seconds=waited)
+        task = models.Task(type="noop", pool=pool, status=outcome, account_id=caller.account_id, attempt=1)
+        task.created_at, task.run_at, task.started_at, task.finished_at = created, created, started, started
+        db.session.add(task)
+        db.session.flush()
+        db.session.add(models.TaskEvent(task_id=task.id, attempt=1, kind="status", data={"status": "running"}))
+        db.session.add(models.TaskEvent(task_id=task.id, attempt=1, kind="status", data={"status": outcome}))
+        db.session.flush()
+        for event in db.session.query(models.TaskEvent).filter_by(task_id=task.id):
+            event.created_at = started
+    db.session.commit()
+    assert counting.count_batch(db.session(), lag_seconds=0) == 8
+    db.session.commit()
+
+    found = stats.counted(now, *stats.WINDOWS["hour"])
+    assert sum(b["succeeded"] for b in found["throughput"]) == 3 and sum(b["failed"] for b in found["throughput"]) == 1
+    cpu = [s for s in found["waits"]["cpu"] if s["count"]]
+    assert len(cpu) == 1 and cpu[0]["count"] == 3
+    # Two waits in (0.25, 0.5], one in (2.5, 5]: p50 interpolates in the first, p95 in the second.
+    assert cpu[0]["p50"] == pytest.approx(0.25 + 0.25 * 1.5 / 2)
+    assert cpu[0]["p95"] == pytest.approx(2.5 + 2.5 * (2.85 - 2) / 1)
+    assert [s["p50"] for s in found["waits"]["io"] if s["count"]] == [pytest.approx(0.01 + 0.015 * 0.5)]
+    assert stats.quantile({}, 0.5) is None and stats.quantile({float("inf"): 3}, 0.5) == 1800.0
+
+    sign_in(client, keys["a_operator"])
+    page = client.get("/dashboard/").get_data(as_text=True)
+    assert "Queue wait of the cpu pool" in page and "Queue wait of the io pool" in page
+    assert "<td>438 ms</td>" in page and "3 succeeded and 1 failed in the last hour" in page
+    day = client.get("/dashboard/?window=day").get_data(as_text=True)
+    assert "per 60 minutes over the last day" in day and "3 succeeded and 1 failed in the last day" in day
+    live_day = client.get("/dashboard/overview/live?window=day").get_data(as_text=True)
+    assert "over the last day" in live_day and "window=day" in live_day
+
+    member = client.application.test_client()
+    sign_in(member, keys["b_member"])  # another account: its own throughput, no platform waits
+    other = member.get("/dashboard/?window=day").get_data(as_text=True)
+    assert "0 succeeded and 0 failed in the last day" in other and "Queue wait of" not in other
