@@ -30,12 +30,6 @@ class Outline(pydantic.BaseModel):
 
 
 @pytest.fixture
-def server():
-    with openai_server.OpenAIServer() as fake:
-        yield fake
-
-
-@pytest.fixture
 def provider_settings(server) -> dict:
     return config.load(
         {},
