@@ -69,27 +69,27 @@ def test_members_cannot_change_webhooks_and_other_accounts_see_none(app, client,
     assert client.get(f"/api/webhooks/{made['id']}", headers=bearer(keys["a_admin"])).status_code == 404
 
 
-@pytest.mark.parametrize(
-    "body, field",
-    [
-        ({"url": "ftp://hooks.example.com/x"}, "url"),
-        ({"url": "http://127.0.0.1:18150/hook"}, "url"),
-        ({"url": "http://10.1.2.3/hook"}, "url"),
-        ({"url": "http://[::1]/hook"}, "url"),
-        ({"url": "https://" + "a" * 2000 + ".com/"}, "url"),
-        ({}, "url"),
-        ({"url": HOOK, "events": ["task.nope"]}, "events"),
-        ({"url": HOOK, "events": []}, "events"),
-        ({"url": HOOK, "events": ["task.failed", "task.failed"]}, "events"),
-        ({"url": HOOK, "description": "x" * 501}, "description"),
-        ({"url": HOOK, "secret": "mine"}, "secret"),
-    ],
-)
-def test_bad_input_is_a_422_naming_the_field_and_nothing_is_stored(app, client, keys, body, field):
-    response = client.post("/api/webhooks", json=body, headers=bearer(keys["a_admin"]))
+BAD = [
+    ({"url": "ftp://hooks.example.com/x"}, "url"),
+    ({"url": "http://127.0.0.1:18150/hook"}, "url"),
+    ({"url": "http://10.1.2.3/hook"}, "url"),
+    ({"url": "http://[::1]/hook"}, "url"),
+    ({"url": "https://" + "a" * 2000 + ".com/"}, "url"),
+    ({}, "url"),
+    ({"url": HOOK, "events": ["task.nope"]}, "events"),
+    ({"url": HOOK, "events": []}, "events"),
+    ({"url": HOOK, "events": ["task.failed", "task.failed"]}, "events"),
+    ({"url": HOOK, "description": "x" * 501}, "description"),
+    ({"url": HOOK, "secret": "mine"}, "secret"),
+]
 
-    assert response.status_code == 422, response.get_json()
-    assert field in response.get_json()["errors"], response.get_json()
+
+def test_bad_input_is_a_422_naming_the_field_and_nothing_is_stored(app, client, keys):
+    for body, field in BAD:
+        response = client.post("/api/webhooks", json=body, headers=bearer(keys["a_admin"]))
+
+        assert response.status_code == 422, (body, response.get_json())
+        assert field in response.get_json()["errors"], (body, response.get_json())
     assert db.session.scalar(sa.select(sa.func.count()).select_from(models.WebhookEndpoint)) == 0
 
 
