@@ -4,6 +4,8 @@ package (the spec's own implementation, not ours). A receiver that is not listen
 answers 503, then comes back gets every event once it is back: none lost, each `webhook-id`
 answered 2xx exactly once, every attempt kept; /metrics counts the outcomes."""
 
+import concurrent.futures
+import dataclasses
 import datetime
 import http.server
 import json
@@ -16,8 +18,10 @@ import sqlalchemy as sa
 import standardwebhooks
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import models
+from app import models, runtime
 from app.extensions import db
+from app.queue import delivery
+from app.queue import webhooks as fan_out
 from app.services import tasks as task_service
 from app.services import webhooks as webhook_service
 from tests.conftest import wait_for
@@ -179,9 +183,9 @@ def test_a_receiver_that_was_down_gets_every_event_once_back(backend, app, accou
     assert sorted(body["id"] for body in bodies) == sorted(str(d.id) for d in deliveries), "each id once, none lost"
     assert {body["data"]["task_id"] for body in bodies} == {str(task) for task in tasks}
     attempts = _attempts()
-    for delivery in deliveries:
-        mine = [a for a in attempts if a.delivery_id == delivery.id]
-        assert [a.number for a in mine] == list(range(1, delivery.attempts + 1))
+    for row in deliveries:
+        mine = [a for a in attempts if a.delivery_id == row.id]
+        assert [a.number for a in mine] == list(range(1, row.attempts + 1))
         assert mine[0].status_code is None and mine[0].error, "the first try found nobody listening"
         assert mine[-1].status_code == 200 and all(a.status_code != 200 for a in mine[:-1])
     assert any(a.status_code == 503 for a in attempts)
@@ -189,3 +193,29 @@ def test_a_receiver_that_was_down_gets_every_event_once_back(backend, app, accou
     assert counts["delivered"] == 4 and counts["retried"] == len(attempts) - 4
     shown = json.dumps(webhook_service.deliveries(endpoint.id, account.id), default=str)
     assert '"status_code": 503' in shown
+
+
+@pytest.mark.embedded
+def test_one_round_sends_records_and_retries_on_both_backends(backend, app, account, receivers):
+    port = free_port()
+    receiver = receivers(port)
+    _, secret = webhook_service.create(account.id, f"http://127.0.0.1:{port}/hook", ["task.cancelled"])
+    task_id = _cancelled_while_waiting(account.id)
+    conveyor = runtime.current()
+    with conveyor.sessions() as session:
+        fan_out.fan_out_batch(session, 5.0, lag_seconds=0.0)
+        session.commit()
+    settings = dataclasses.replace(delivery.Settings.of(conveyor.settings), allow_private=True)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        assert delivery.run_once(conveyor.sessions, settings, pool) == 1
+        assert delivery.run_once(conveyor.sessions, settings, pool) == 0, "delivered: nothing due"
+        [sent] = verified(receiver.accepted(), secret)
+        assert (sent["type"], sent["data"]["task_id"]) == ("task.cancelled", str(task_id))
+        receiver.answer = 503
+        webhook_service.replay(uuid.UUID(sent["id"]), account.id)
+        assert delivery.run_once(conveyor.sessions, settings, pool) == 1
+
+    [row] = _deliveries()
+    assert (row.status, row.attempts) == ("pending", 2) and row.next_attempt_at > models.utcnow()
+    assert [(a.number, a.status_code) for a in _attempts()] == [(1, 200), (2, 503)]
