@@ -41,6 +41,7 @@ log = logging.getLogger("conveyor.webhooks")
 # A claimed delivery is due again after this long if its sender never reports back: more than
 # the longest timeout, so a live send always ends first.
 LEASE_SECONDS = 90.0
+MAX_BACKOFF_SECONDS = 10.0
 SECRET_PREFIX = "whsec_"
 USER_AGENT = "Conveyor-Webhooks/1"
 
@@ -112,16 +113,26 @@ def start(session_factory: orm.sessionmaker, settings: dict, should_stop: Callab
 
 
 def loop(session_factory: orm.sessionmaker, settings: Settings, should_stop: Callable[[], bool]) -> None:
-    """Fan out and send until `should_stop()`; a failed round is logged and tried again."""
+    """Fan out and send until `should_stop()`; a failed round (the database away) is logged
+    and tried again with backoff, up to MAX_BACKOFF_SECONDS."""
+    failures = 0
     with concurrent.futures.ThreadPoolExecutor(settings.parallel, thread_name_prefix="webhook-send") as pool:
         while not should_stop():
             try:
-                sent = run_once(session_factory, settings, pool)
-            except Exception:
-                log.exception("webhook round failed; trying again")
+                sent, failures = run_once(session_factory, settings, pool), 0
+            except Exception as exc:
+                failures += 1
+                _log_failure(failures, exc)
                 sent = 0
             if not sent:
-                _sleep(settings.poll_seconds, should_stop)
+                _sleep(min(MAX_BACKOFF_SECONDS, settings.poll_seconds * 2 ** min(failures, 10)), should_stop)
+
+
+def _log_failure(failures: int, exc: Exception) -> None:
+    if failures == 1:
+        log.exception("webhook round failed; trying again with backoff")
+    else:
+        log.warning("webhook round failed (%d in a row): %s", failures, f"{type(exc).__name__}: {exc}"[:300])
 
 
 def run_once(session_factory: orm.sessionmaker, settings: Settings, pool: concurrent.futures.Executor) -> int:
