@@ -4,21 +4,8 @@ SSE, and the OpenAPI spec with its docs pages (assets served from `static/vendor
 import flask
 import flask_smorest
 
-from app.api import (
-    account,
-    admin,
-    auth,
-    errors,
-    health,
-    limits,
-    media,
-    metrics,
-    parsing,
-    task_types,
-    tasks,
-    usage,
-    webhooks,
-)
+from app.api import account, admin, auth, errors, health, limits, media, metrics, parsing, task_types, tasks, usage
+from app.api import webhooks as webhooks_api
 
 SPEC = {
     "API_TITLE": "Conveyor",
@@ -64,7 +51,7 @@ def init_app(app: flask.Flask, registry) -> Api:
     api.register_blueprint(task_types.typed_blueprint(registry))
     api.register_blueprint(media.blueprint)
     api.register_blueprint(usage.blueprint)
-    api.register_blueprint(webhooks.blueprint)
+    api.register_blueprint(webhooks_api.blueprint)
     app.extensions["conveyor_api"] = api
     errors.register(app)
     return api
