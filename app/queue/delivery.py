@@ -190,7 +190,8 @@ def send(item: Claimed, settings: Settings) -> Outcome:
         response = httpx.post(item.url, content=body, headers=sent, timeout=settings.timeout, follow_redirects=False)
         return Outcome(at, response.status_code, _status_error(response), _elapsed(started))
     except (httpx.HTTPError, processor_errors.ProcessorError, OSError) as exc:
-        return Outcome(at, None, f"{type(exc).__name__}: {exc}"[:500], _elapsed(started))
+        problem = str(exc).replace("refusing to download from", "refusing to send to")
+        return Outcome(at, None, f"{type(exc).__name__}: {problem}"[:500], _elapsed(started))
 
 
 def _status_error(response: httpx.Response) -> str | None:

@@ -214,7 +214,13 @@ def test_one_round_sends_records_and_retries_on_both_backends(backend, app, acco
         receiver.answer = 503
         webhook_service.replay(uuid.UUID(sent["id"]), account.id)
         assert delivery.run_once(conveyor.sessions, settings, pool) == 1
+        # The URL is checked again at send time: private addresses refused unless allowed.
+        webhook_service.replay(uuid.UUID(sent["id"]), account.id)
+        refusing = dataclasses.replace(settings, allow_private=False)
+        assert delivery.run_once(conveyor.sessions, refusing, pool) == 1
 
     [row] = _deliveries()
-    assert (row.status, row.attempts) == ("pending", 2) and row.next_attempt_at > models.utcnow()
-    assert [(a.number, a.status_code) for a in _attempts()] == [(1, 200), (2, 503)]
+    assert (row.status, row.attempts) == ("pending", 3) and row.next_attempt_at > models.utcnow()
+    attempts = _attempts()
+    assert [(a.number, a.status_code) for a in attempts] == [(1, 200), (2, 503), (3, None)]
+    assert "private address" in attempts[2].error and len(receiver.received) == 2
