@@ -21,13 +21,14 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from app import config as config_module
 from app import logs, runtime, supervisor
-from app.queue import health, retention, states, sweeper
+from app.queue import delivery, health, retention, states, sweeper
 from app.queue import tasks as queue_tasks
 from app.services import accounts, errors
 from app.services import queue as queue_service
 from app.services import tasks as task_service
 from app.services import uploads as upload_service
 from app.services import usage as usage_service
+from app.services import webhooks as webhook_service
 from processors import errors as processor_errors
 from processors import providers
 from processors.base import MEASURES
@@ -66,6 +67,7 @@ def init_app(app: flask.Flask) -> None:
         keys_group,
         usage_command,
         prices_group,
+        webhooks_group,
     ):
         app.cli.add_command(command)
 
@@ -130,6 +132,7 @@ def sweeper_command(check: bool) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     click.echo(f"sweeper: every {conveyor.settings['CONVEYOR_SWEEP_SECONDS']:g}s")
+    delivery.start(conveyor.sessions, conveyor.settings, stopping.is_set)  # webhooks, in a thread of their own
     sweeper.loop(
         conveyor.sessions,
         conveyor.engine,
@@ -816,6 +819,88 @@ def delete_price(measure, model) -> None:
     except errors.ServiceError as exc:
         _fail(exc)
     click.echo(f"removed the price of {measure} for {model or 'every model'}")
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+@click.group("webhooks")
+def webhooks_group() -> None:
+    """Signed webhooks of task events: endpoints, deliveries and their attempts, replays."""
+
+
+@webhooks_group.command("list")
+@click.option("--account", default=None, help="Only this account's (default: every account).")
+@with_appcontext
+def list_webhooks(account) -> None:
+    """List webhooks: id, account, events, URL."""
+    try:
+        found = webhook_service.endpoints(accounts.account(account).id if account else None)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    for endpoint in found:
+        shown = webhook_service.describe(endpoint)
+        click.echo(f"{shown['id']}  {shown['account']}  {','.join(shown['events'])}  {shown['url']}")
+
+
+@webhooks_group.command("create")
+@click.argument("url")
+@click.option("--account", required=True, help="The account's name.")
+@click.option(
+    "--event", "events", multiple=True, type=click.Choice(webhook_service.EVENTS), help="Repeat; default: the ends."
+)
+@click.option("--description", default="", help="A label for the webhook.")
+@with_appcontext
+def create_webhook(url, account, events, description) -> None:
+    """Add a webhook of ACCOUNT posting to URL; prints its signing secret, shown this once."""
+    try:
+        endpoint, secret = webhook_service.create(accounts.account(account).id, url, list(events) or None, description)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    click.echo(f"webhook {endpoint.id} for {', '.join(endpoint.events)}")
+    click.echo(f"signing secret (shown once): {secret}")
+
+
+@webhooks_group.command("delete")
+@click.argument("webhook_id", type=click.UUID)
+@with_appcontext
+def delete_webhook(webhook_id) -> None:
+    """Remove webhook WEBHOOK_ID and its deliveries."""
+    try:
+        webhook_service.delete(webhook_id, None)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    click.echo(f"removed webhook {webhook_id}")
+
+
+@webhooks_group.command("deliveries")
+@click.argument("webhook_id", type=click.UUID)
+@click.option("--status", type=click.Choice(webhook_service.DELIVERY_STATUSES), default=None)
+@click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
+@with_appcontext
+def list_deliveries(webhook_id, status, limit) -> None:
+    """List a webhook's latest deliveries, each with its attempts."""
+    try:
+        found = webhook_service.deliveries(webhook_id, None, status, limit)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    for item in found:
+        click.echo(f"{item['id']}  {item['event_type']:<15} {item['status']:<9} task {item['task_id']}")
+        for attempt in item["tries"]:
+            answer = attempt["status_code"] or attempt["error"]
+            click.echo(f"    #{attempt['number']} {attempt['at'].isoformat()} {attempt['duration_ms']} ms  {answer}")
+
+
+@webhooks_group.command("replay")
+@click.argument("delivery_id", type=click.UUID)
+@with_appcontext
+def replay_delivery(delivery_id) -> None:
+    """Send delivery DELIVERY_ID again now, with the same webhook-id."""
+    try:
+        webhook_service.replay(delivery_id, None)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    click.echo(f"delivery {delivery_id} is due now")
 
 
 if __name__ == "__main__":

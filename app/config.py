@@ -98,6 +98,14 @@ def parse_rate(raw: Any) -> str:
     return text
 
 
+def _retry_schedule(raw: Any) -> tuple[float, ...]:
+    items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+    values = tuple(float(item) for item in items if str(item).strip())
+    if not 1 <= len(values) <= 20 or not all(0 <= value <= 86400 for value in values):
+        raise ValueError("must be 1 to 20 comma-separated pauses in seconds, each from 0 to 86400")
+    return values
+
+
 def _rate_storage(env: dict) -> str:
     # Limits shared by every API process: Redis when the broker is Redis; memory on the
     # embedded default (one machine, counted per process).
@@ -188,6 +196,15 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_RETAIN_CANCELLED": (parse_retention, 7 * 86400.0),
     "CONVEYOR_RETENTION_SECONDS": (_float(0.1, 86400), 30.0),
     "CONVEYOR_RETENTION_BATCH": (_int(1, 10000), 500),
+    # Webhooks (`app.queue.delivery`): the pause before each retry of a delivery that failed,
+    # in seconds (Standard Webhooks' schedule: about 24 h from the first try to the last);
+    # after the last, the delivery is failed.
+    "CONVEYOR_WEBHOOK_RETRY_SECONDS": (_retry_schedule, (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)),
+    "CONVEYOR_WEBHOOK_TIMEOUT_SECONDS": (_float(1, 60), 10.0),
+    # Deliveries sent at once by each sweeper process.
+    "CONVEYOR_WEBHOOK_PARALLEL": (_int(1, 64), 4),
+    # task.progress: at most one delivery per task and endpoint in this many seconds.
+    "CONVEYOR_WEBHOOK_PROGRESS_SECONDS": (_float(0, 3600), 5.0),
 }
 
 

@@ -1,6 +1,6 @@
 """Typed SQLAlchemy 2 models: accounts, users, API keys, uploads, tasks, their events and
-artifacts, the durable queue controls, metered usage with its prices, and the totals behind
-the Prometheus counters. Rows only: queue
+artifacts, the durable queue controls, metered usage with its prices, the totals behind
+the Prometheus counters, and webhooks (endpoints, deliveries, attempts). Rows only: queue
 logic lives in `app.queue`, use cases in `app.services`.
 """
 
@@ -413,3 +413,66 @@ class MetricMinute(Base):
     name: orm.Mapped[str] = orm.mapped_column(sa.String(100), primary_key=True)
     labels: orm.Mapped[str] = orm.mapped_column(sa.String(500), primary_key=True, default="")
     value: orm.Mapped[float] = orm.mapped_column(sa.Double, default=0.0)
+class WebhookEndpoint(Base):
+    """An account's webhook: where to POST which task events, signed with `secret`
+    (Standard Webhooks: "whsec_" + base64 of the key), shown once when it is made."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: orm.Mapped[uuid.UUID] = orm.mapped_column(primary_key=True, default=uuid.uuid4)
+    account_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    url: orm.Mapped[str] = orm.mapped_column(sa.String(2000))
+    events: orm.Mapped[list[str]] = orm.mapped_column(JSONType, default=list)
+    secret: orm.Mapped[str] = orm.mapped_column(sa.String(100))
+    description: orm.Mapped[str] = orm.mapped_column(sa.String(500), default="")
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    disabled_at: orm.Mapped[datetime.datetime | None]
+
+
+class WebhookDelivery(Base):
+    """One task event to send to one endpoint (its id is the `webhook-id` header, the same on
+    every retry and replay); made by the fan-out (`app.queue.webhooks`), sent by `delivery`."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: orm.Mapped[uuid.UUID] = orm.mapped_column(primary_key=True, default=uuid.uuid4)
+    endpoint_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    # No foreign key: a delivery outlives a purge of its task.
+    task_id: orm.Mapped[uuid.UUID] = orm.mapped_column(index=True)
+    event_id: orm.Mapped[int] = orm.mapped_column(sa.BigInteger)
+    event_type: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    payload: orm.Mapped[dict[str, Any]] = orm.mapped_column(default=dict)
+    status: orm.Mapped[str] = orm.mapped_column(sa.String(16), default="pending")
+    attempts: orm.Mapped[int] = orm.mapped_column(default=0)
+    next_attempt_at: orm.Mapped[datetime.datetime | None]
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    finished_at: orm.Mapped[datetime.datetime | None]
+
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        # One delivery per event and endpoint, whatever happens to the fan-out.
+        sa.UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+        # The delivery loop reads only the pending rows, soonest due first.
+        sa.Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
+    )
+
+
+class WebhookAttempt(Base):
+    """One try at sending a delivery: when, how long, the receiver's status code or the error."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: orm.Mapped[int] = orm.mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    number: orm.Mapped[int]
+    at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    status_code: orm.Mapped[int | None]
+    error: orm.Mapped[str | None] = orm.mapped_column(sa.String(500))
+    duration_ms: orm.Mapped[int] = orm.mapped_column(default=0)
+
+    __table_args__ = (sa.Index("ix_webhook_attempts_delivery_number", "delivery_id", "number"),)

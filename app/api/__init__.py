@@ -5,6 +5,7 @@ import flask
 import flask_smorest
 
 from app.api import account, admin, auth, errors, health, limits, media, metrics, parsing, task_types, tasks, usage
+from app.api import webhooks as webhooks_api
 
 SPEC = {
     "API_TITLE": "Conveyor",
@@ -50,6 +51,7 @@ def init_app(app: flask.Flask, registry) -> Api:
     api.register_blueprint(task_types.typed_blueprint(registry))
     api.register_blueprint(media.blueprint)
     api.register_blueprint(usage.blueprint)
+    api.register_blueprint(webhooks_api.blueprint)
     app.extensions["conveyor_api"] = api
     errors.register(app)
     return api

@@ -493,3 +493,84 @@ class PriceSet(Body):
 class PriceKey(Query):
     measure = ma.fields.String(required=True, validate=ma.validate.OneOf(list(MEASURES)))
     model = fields.Text(load_default="", validate=ma.validate.Length(max=200))
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+WEBHOOK_EVENTS = ["task.succeeded", "task.failed", "task.cancelled", "task.started", "task.progress"]
+
+
+class WebhookCreate(Body):
+    url = fields.Text(
+        required=True,
+        validate=ma.validate.Length(min=1, max=2000),
+        metadata={"description": "an http(s) URL on a public address (private ones need CONVEYOR_ALLOW_PRIVATE_URLS)"},
+    )
+    events = ma.fields.List(
+        fields.Text(validate=ma.validate.OneOf(WEBHOOK_EVENTS)),
+        validate=ma.validate.Length(min=1, max=len(WEBHOOK_EVENTS)),
+        metadata={"description": "event types to send (default: task.succeeded, task.failed, task.cancelled)"},
+    )
+    description = fields.Text(load_default="", validate=ma.validate.Length(max=500))
+    account = fields.Text(
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "an account's name (operators; others add to their own account)"},
+    )
+
+
+class Webhook(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    account = ma.fields.String(required=True)
+    url = ma.fields.String(required=True)
+    events = ma.fields.List(ma.fields.String(metadata={"enum": WEBHOOK_EVENTS}), required=True)
+    description = ma.fields.String(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+
+
+class WebhookCreated(Webhook):
+    secret = ma.fields.String(
+        required=True,
+        metadata={"description": "the signing secret (`whsec_...`), shown only in this answer; keep it"},
+    )
+
+
+class WebhookList(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(Webhook), required=True)
+
+
+class WebhookListQuery(Query):
+    account = fields.Text(
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "an account's name (operators: default every account)"},
+    )
+
+
+class WebhookAttempt(ma.Schema):
+    number = ma.fields.Integer(required=True)
+    at = ma.fields.AwareDateTime(required=True)
+    status_code = ma.fields.Integer(allow_none=True, metadata={"description": "null: no answer (see error)"})
+    error = ma.fields.String(allow_none=True)
+    duration_ms = ma.fields.Integer(required=True)
+
+
+class WebhookDelivery(ma.Schema):
+    id = ma.fields.UUID(required=True, metadata={"description": "the `webhook-id` header, the same on retries"})
+    webhook_id = ma.fields.UUID(required=True)
+    task_id = ma.fields.UUID(required=True)
+    event_type = ma.fields.String(required=True, metadata={"enum": WEBHOOK_EVENTS})
+    status = ma.fields.String(required=True, metadata={"enum": ["pending", "delivered", "failed"]})
+    attempts = ma.fields.Integer(required=True)
+    next_attempt_at = ma.fields.AwareDateTime(allow_none=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    finished_at = ma.fields.AwareDateTime(allow_none=True)
+    payload = ma.fields.Dict(required=True, metadata={"description": "the body sent: type, timestamp, data"})
+    tries = ma.fields.List(ma.fields.Nested(WebhookAttempt), required=True, metadata={"description": "each attempt"})
+
+
+class WebhookDeliveryList(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(WebhookDelivery), required=True)
+
+
+class WebhookDeliveryQuery(Query):
+    status = fields.Text(validate=ma.validate.OneOf(["pending", "delivered", "failed"]))
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))

@@ -676,3 +676,129 @@ def expired_tasks(ended: sa.ColumnElement, limit: int) -> sa.Select:
     """expired_tasks: the ids of up to `limit` tasks matching `ended` (`ended_before`), oldest
     end first: retention's next batch."""
     return sa.select(tasks.c.id).where(ended).order_by(tasks.c.finished_at).limit(limit)
+# Webhooks: the fan-out of task events to each account's endpoints (`queue.webhooks`) and the
+# delivery loop (`queue.delivery`).
+webhook_endpoints = models.WebhookEndpoint.__table__
+webhook_deliveries = models.WebhookDelivery.__table__
+webhook_attempts = models.WebhookAttempt.__table__
+
+
+@functools.cache
+def webhook_events_after() -> sa.Select:
+    """webhook_events_after: up to `:limit` status and progress events after the id `:after`,
+    oldest first, each with its task's type, account, latest attempt, status and result (events
+    of deleted tasks are gone with them). Reads the events' primary key."""
+    e, t, a = events, tasks, accounts
+    return (
+        sa.select(
+            e.c.id,
+            e.c.task_id,
+            e.c.attempt,
+            e.c.kind,
+            e.c.data,
+            e.c.created_at,
+            t.c.type,
+            t.c.account_id,
+            t.c.status.label("task_status"),
+            t.c.attempt.label("task_attempt"),
+            t.c.result,
+            a.c.name.label("account"),
+        )
+        .join(t, t.c.id == e.c.task_id)
+        .join(a, a.c.id == t.c.account_id)
+        .where(e.c.id > sa.bindparam("after"), e.c.kind.in_(("status", "progress")))
+        .order_by(e.c.id)
+        .limit(sa.bindparam("limit"))
+    )
+
+
+@functools.cache
+def endpoints_of_accounts() -> sa.Select:
+    """endpoints_of_accounts: the enabled endpoints of the accounts `:accounts` (a list)."""
+    w = webhook_endpoints
+    return (
+        sa.select(w.c.id, w.c.account_id, w.c.events)
+        .where(w.c.account_id.in_(sa.bindparam("accounts", expanding=True)), w.c.disabled_at.is_(None))
+        .order_by(w.c.created_at, w.c.id)
+    )
+
+
+@functools.cache
+def last_progress_deliveries() -> sa.Select:
+    """last_progress_deliveries: per endpoint and task of `:tasks`, when its latest
+    task.progress delivery was made (the throttle's memory)."""
+    d = webhook_deliveries
+    return (
+        sa.select(d.c.endpoint_id, d.c.task_id, sa.func.max(d.c.created_at).label("at"))
+        .where(d.c.task_id.in_(sa.bindparam("tasks", expanding=True)), d.c.event_type == "task.progress")
+        .group_by(d.c.endpoint_id, d.c.task_id)
+    )
+
+
+def add_deliveries(dialect: str) -> sa.Insert:
+    """add_deliveries: insert deliveries; one per event and endpoint (a repeat adds nothing)."""
+    d = webhook_deliveries
+    return _upsert(dialect, d).on_conflict_do_nothing(index_elements=[d.c.endpoint_id, d.c.event_id])
+
+
+@functools.cache
+def claim_deliveries() -> sa.Update:
+    """claim_deliveries: take up to `:limit` pending deliveries due at `:now`, soonest first, and
+    push their due time to `:lease_until`, so no other sender takes them while this one sends
+    (SKIP LOCKED on PostgreSQL; SQLite's one writer makes the statement atomic). A sender that
+    dies leaves them due again at `:lease_until`."""
+    d = webhook_deliveries
+    due = (
+        sa.select(d.c.id)
+        .where(d.c.status == "pending", d.c.next_attempt_at <= sa.bindparam("now", type_=models.UTCDateTime()))
+        .order_by(d.c.next_attempt_at)
+        .limit(sa.bindparam("limit"))
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        sa.update(d)
+        .where(d.c.id.in_(due.scalar_subquery()), d.c.status == "pending")
+        .values(next_attempt_at=sa.bindparam("lease_until", type_=models.UTCDateTime()))
+        .returning(d.c.id, d.c.endpoint_id, d.c.attempts, d.c.payload)
+    )
+
+
+@functools.cache
+def end_delivery_attempt() -> sa.Update:
+    """end_delivery_attempt: count a sent attempt of delivery `:delivery_id` that was claimed
+    at `:attempts` attempts, setting `status`, `next_attempt_at` and `finished_at`; no row if
+    it was deleted or replayed meanwhile. Bind `new_status`, `next_at` and `ended_at` too."""
+    d = webhook_deliveries
+    at = models.UTCDateTime()
+    return (
+        sa.update(d)
+        .where(
+            d.c.id == sa.bindparam("delivery_id", type_=sa.Uuid()),
+            d.c.attempts == sa.bindparam("claimed_attempts"),
+            d.c.status == "pending",
+        )
+        .values(
+            attempts=d.c.attempts + 1,
+            status=sa.bindparam("new_status"),
+            next_attempt_at=sa.bindparam("next_at", type_=at),
+            finished_at=sa.bindparam("ended_at", type_=at),
+        )
+        .returning(d.c.id)
+    )
+
+
+def add_webhook_attempt() -> sa.Insert:
+    """add_webhook_attempt: keep one sent attempt (time, status code or error, duration)."""
+    return sa.insert(webhook_attempts)
+
+
+def replay_delivery(delivery_id: uuid.UUID, now: datetime.datetime) -> sa.Update:
+    """replay_delivery: make a delivery pending and due now, whatever its state (a replay
+    sends it again with the same `webhook-id`)."""
+    d = webhook_deliveries
+    return (
+        sa.update(d)
+        .where(d.c.id == delivery_id)
+        .values(status="pending", next_attempt_at=now, finished_at=None)
+        .returning(d.c.id)
+    )

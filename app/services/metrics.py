@@ -36,6 +36,7 @@ HELP = {
     "conveyor_task_retries_total": "Attempts that failed and were requeued for another try, by type.",
     "conveyor_lease_rescues_total": "Attempts whose worker stopped renewing the lease, ended by the sweeper, by pool.",
     "conveyor_http_requests_total": "HTTP requests answered, by route template, method and status code.",
+    "conveyor_webhook_deliveries_total": "Webhook delivery attempts, by outcome (delivered, retried, failed).",
     "conveyor_task_run_duration_seconds": "Run time of a task's last attempt (succeeded or failed), by type.",
     "conveyor_task_queue_wait_seconds": "Time from submit (or run_at) to the first attempt's start, by pool.",
     "conveyor_http_request_duration_seconds": "Time to answer an HTTP request, by route template and method.",

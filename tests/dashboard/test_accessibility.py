@@ -12,6 +12,7 @@ PAGES = [
     "/dashboard/new",
     "/dashboard/new/sleep",
     "/dashboard/usage",
+    "/dashboard/webhooks",
     "/dashboard/admin",
 ]
 

@@ -9,14 +9,17 @@ import json
 import re
 
 import pytest
+import sqlalchemy as sa
 
 from app import models, runtime
 from app.dashboard import chart, live, stats
 from app.extensions import db
 from app.queue import control
+from app.queue import webhooks as fan_out
 from app.services import accounts
 from app.services import tasks as task_service
 from app.services import usage as usage_service
+from app.services import webhooks as webhook_service
 from tests.api import test_usage
 from tests.dashboard.conftest import csrf_of, sign_in
 
@@ -398,3 +401,36 @@ def test_the_overview_charts_throughput_and_queue_wait_per_pool_from_the_counted
     sign_in(member, keys["b_member"])  # another account: its own throughput, no platform waits
     other = member.get("/dashboard/?window=day").get_data(as_text=True)
     assert "0 succeeded and 0 failed in the last day" in other and "Queue wait of" not in other
+def test_the_webhooks_page_adds_one_shows_its_secret_once_and_replays(backend, client, keys):
+    token = sign_in(client, keys["a_admin"])
+    added = client.post(
+        "/dashboard/webhooks",
+        data={"csrf_token": token, "url": "https://hooks.example.com/x", "events": ["task.cancelled"]},
+    )
+    page = added.get_data(as_text=True)
+    assert added.status_code == 201 and 'id="webhook-secret">whsec_' in page
+    again = client.get("/dashboard/webhooks").get_data(as_text=True)
+    assert "https://hooks.example.com/x" in again and "whsec_" not in again, "the secret is shown once"
+    refused = client.post("/dashboard/webhooks", data={"csrf_token": token, "url": "ftp://x", "events": []})
+    assert refused.status_code == 422 and "url:" in refused.get_data(as_text=True)
+
+    [endpoint] = webhook_service.endpoints(None)
+    later = models.utcnow() + datetime.timedelta(hours=1)
+    task = task_service.submit("noop", {}, account_id=endpoint.account_id, run_at=later)[0]
+    task_service.cancel(task.id, account_id=endpoint.account_id)
+    with runtime.current().sessions() as session:
+        fan_out.fan_out_batch(session, 5.0, lag_seconds=0.0)
+        session.commit()
+    delivery = db.session.scalars(sa.select(models.WebhookDelivery)).one()
+    shown = client.get(f"/dashboard/webhooks/{endpoint.id}").get_data(as_text=True)
+    assert str(delivery.id) in shown and "Not sent yet." in shown and "Replay" in shown
+    replayed = client.post(f"/dashboard/webhooks/deliveries/{delivery.id}/replay", data={"csrf_token": token})
+    assert replayed.status_code == 303
+
+    member = client.application.test_client()
+    member_token = sign_in(member, keys["a_member"])
+    assert "Add a webhook" not in member.get("/dashboard/webhooks").get_data(as_text=True)
+    denied = member.post(f"/dashboard/webhooks/{endpoint.id}/delete", data={"csrf_token": member_token})
+    assert denied.status_code == 403
+    removed = client.post(f"/dashboard/webhooks/{endpoint.id}/delete", data={"csrf_token": token})
+    assert removed.status_code == 303 and webhook_service.endpoints(None) == []
