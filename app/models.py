@@ -413,6 +413,8 @@ class MetricMinute(Base):
     name: orm.Mapped[str] = orm.mapped_column(sa.String(100), primary_key=True)
     labels: orm.Mapped[str] = orm.mapped_column(sa.String(500), primary_key=True, default="")
     value: orm.Mapped[float] = orm.mapped_column(sa.Double, default=0.0)
+
+
 class WebhookEndpoint(Base):
     """An account's webhook: where to POST which task events, signed with `secret`
     (Standard Webhooks: "whsec_" + base64 of the key), shown once when it is made."""

@@ -676,6 +676,8 @@ def expired_tasks(ended: sa.ColumnElement, limit: int) -> sa.Select:
     """expired_tasks: the ids of up to `limit` tasks matching `ended` (`ended_before`), oldest
     end first: retention's next batch."""
     return sa.select(tasks.c.id).where(ended).order_by(tasks.c.finished_at).limit(limit)
+
+
 # Webhooks: the fan-out of task events to each account's endpoints (`queue.webhooks`) and the
 # delivery loop (`queue.delivery`).
 webhook_endpoints = models.WebhookEndpoint.__table__

@@ -401,6 +401,8 @@ def test_the_overview_charts_throughput_and_queue_wait_per_pool_from_the_counted
     sign_in(member, keys["b_member"])  # another account: its own throughput, no platform waits
     other = member.get("/dashboard/?window=day").get_data(as_text=True)
     assert "0 succeeded and 0 failed in the last day" in other and "Queue wait of" not in other
+
+
 def test_the_webhooks_page_adds_one_shows_its_secret_once_and_replays(backend, client, keys):
     token = sign_in(client, keys["a_admin"])
     added = client.post(
