@@ -20,6 +20,7 @@ def _operations(client) -> list[tuple[str, str]]:
 def _url(path: str, task_id: str) -> str:
     url = path.replace("{task_id}", task_id).replace("{artifact_id}", str(uuid.uuid4()))
     url = url.replace("{upload_id}", str(uuid.uuid4())).replace("{name}", "open-sans")
+    url = url.replace("{webhook_id}", str(uuid.uuid4())).replace("{delivery_id}", str(uuid.uuid4()))
     return url + "?format=json" if url.endswith("/events") else url
 
 
