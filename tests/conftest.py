@@ -39,6 +39,7 @@ TABLES = (
     "api_keys",
     "users",
     "accounts",
+    "schedules",
 )
 
 
