@@ -25,6 +25,7 @@ from app.queue import health, states, sweeper
 from app.queue import tasks as queue_tasks
 from app.services import accounts, errors
 from app.services import queue as queue_service
+from app.services import schedules as schedule_service
 from app.services import tasks as task_service
 from app.services import uploads as upload_service
 from app.services import usage as usage_service
@@ -143,6 +144,7 @@ def sweeper_command(check: bool) -> None:
         notify=conveyor.notify_waiting,
         aging_seconds=conveyor.settings["CONVEYOR_AGING_SECONDS"],
         account_max_running=conveyor.settings["CONVEYOR_ACCOUNT_MAX_RUNNING"],
+        firing=schedule_service.firing(conveyor.settings),
     )
 
 

@@ -178,6 +178,8 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_LOG_FORMAT": (_choice("text", "json"), "text"),
     # `GET /metrics` asks for `Authorization: Bearer <this>` when it is set.
     "CONVEYOR_METRICS_TOKEN": (_str, None),
+    # A schedule's fire time more than this late is missed: its misfire policy decides.
+    "CONVEYOR_SCHEDULE_GRACE_SECONDS": (_float(0, 7 * 86400), 60.0),
 }
 
 

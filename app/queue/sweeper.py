@@ -1,8 +1,8 @@
 """The sweeper: rescues attempts whose lease expired (their worker died) and publishes
 wake-ups for waiting tasks that could start now but have no message on the broker (lost
 from Redis, spent while the queue was paused, or due after a backoff). It also keeps the fair
-share's pool clocks, ages waiting tasks (`aging`) and counts task events into the metrics'
-totals (`counting`). One runs at a time, under an advisory
+share's pool clocks, ages waiting tasks (`aging`), fires the due schedules (`schedules`) and
+counts task events into the metrics' totals (`counting`). One runs at a time, under an advisory
 lock; others wait as standbys. It outlives database and broker outages: a failed round is
 retried with backoff, on a new connection.
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.models import Status
-from app.queue import aging, control, counting, errors, health, lifecycle, lock, sql
+from app.queue import aging, control, counting, errors, health, lifecycle, lock, schedules, sql
 from processors import registry as registry_module
 
 log = logging.getLogger("conveyor.sweeper")
@@ -99,8 +99,10 @@ def sweep_once(
     notify=None,
     aging_seconds: float = 0.0,
     account_max_running: int | None = None,
+    firing: schedules.Firing | None = None,
 ) -> dict:
-    """Run one sweep; return what it did."""
+    """Run one sweep; return what it did. With `firing`, fire the due schedules too, before
+    the wake-ups, so their new tasks are woken in the same round."""
     with session_factory() as session:
         rescued = rescue_expired(session, registry)
         session.commit()
@@ -109,9 +111,10 @@ def sweep_once(
     with session_factory() as session:
         risen = keep_order(session, aging_seconds)
         session.commit()
+    fired = _fire(session_factory, registry, firing) if firing is not None else {}
     with session_factory() as session:
         woken = wake_due(session, wake, backlog, ahead, notify, account_max_running)
-    return {"rescued": rescued, "risen": risen, "woken": woken, "counted": _count(session_factory)}
+    return {"rescued": rescued, "risen": risen, "fired": fired, "woken": woken, "counted": _count(session_factory)}
 
 
 def _count(session_factory: orm.sessionmaker) -> int:
@@ -122,6 +125,16 @@ def _count(session_factory: orm.sessionmaker) -> int:
     except Exception:
         log.exception("counting task events for the metrics failed; trying again next round")
         return 0
+
+
+def _fire(session_factory: orm.sessionmaker, registry, firing: schedules.Firing) -> dict[str, int]:
+    # As `_count`: schedules wait for the next round rather than hold up rescues and
+    # wake-ups; a fire time not fired stays due (nothing of it was committed).
+    try:
+        return schedules.fire_due(session_factory, registry, firing)
+    except Exception:
+        log.exception("firing the due schedules failed; trying again next round")
+        return {}
 
 
 def loop(
@@ -137,6 +150,7 @@ def loop(
     notify: Callable[[str], bool] | None = None,
     aging_seconds: float = 0.0,
     account_max_running: int | None = None,
+    firing: schedules.Firing | None = None,
 ) -> None:
     """Sweep every `interval` seconds while holding the sweeper lock; stand by otherwise.
     A round that fails (the database restarting, the broker gone) is logged and tried again
@@ -147,7 +161,9 @@ def loop(
     state = None
 
     def sweep() -> dict:
-        return sweep_once(session_factory, registry, wake, backlog, ahead, notify, aging_seconds, account_max_running)
+        return sweep_once(
+            session_factory, registry, wake, backlog, ahead, notify, aging_seconds, account_max_running, firing
+        )
 
     try:
         while not should_stop():
