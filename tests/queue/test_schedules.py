@@ -14,6 +14,7 @@ from app import models, runtime
 from app.extensions import db
 from app.queue import schedules, timing
 from app.services import schedules as schedule_service
+from tests.conftest import wait_for
 
 T0 = datetime.datetime(2027, 1, 4, 9, 0, tzinfo=datetime.UTC)
 FIRING = schedules.Firing(grace_seconds=60, max_waiting=10000)
@@ -178,3 +179,22 @@ def test_a_cron_schedule_fires_on_the_dst_day_and_moves_to_the_next_day(backend,
     schedule = _schedule(account, due=_utc(2027, 3, 28, 1, 0), cron="30 2 * * *", timezone="Europe/Berlin")
     assert _fire(_utc(2027, 3, 28, 1, 0, 5))["created"] == 1
     assert _fresh(schedule).next_fire_at == _utc(2027, 3, 29, 0, 30)
+
+
+@pytest.mark.embedded
+def test_a_one_second_schedule_fires_tasks_a_real_worker_runs(backend, app, account, processes):
+    processes.worker("cpu")
+    processes.sweeper()
+    schedule = schedule_service.create(
+        {"name": "every second", "type": "noop", "params": {"echo": "tick"}, "interval": 1}, account_id=account.id
+    )
+
+    def succeeded():
+        done = [t for t in _tasks(account) if t.status == "succeeded"]
+        return done if len(done) >= 3 else None
+
+    done = wait_for(succeeded, timeout=30, message="three scheduled tasks to succeed")
+    keys = [t.idempotency_key for t in done]
+    assert len(set(keys)) == len(keys) and all(k.startswith(f"schedule:{schedule.id}:") for k in keys)
+    assert all(t.result == {"echo": "tick"} for t in done)
+    assert _fresh(schedule).last_task_id in {t.id for t in _tasks(account)}
