@@ -13,6 +13,7 @@ PAGES = [
     "/dashboard/new/sleep",
     "/dashboard/usage",
     "/dashboard/admin",
+    "/dashboard/schedules",
 ]
 
 # For each element with its own text: its colour, the first opaque background behind it, its
