@@ -1,6 +1,6 @@
 """`manage.py` commands (a FlaskGroup): run the platform, workers and the sweeper; submit,
 list, show, cancel and retry tasks; stop, start and clean up the queue; list and scaffold
-processors. `db upgrade` comes from Flask-Migrate.
+processors; manage schedules. `db upgrade` comes from Flask-Migrate.
 """
 
 import datetime
@@ -25,6 +25,7 @@ from app.queue import delivery, health, retention, states, sweeper
 from app.queue import tasks as queue_tasks
 from app.services import accounts, errors
 from app.services import queue as queue_service
+from app.services import schedules as schedule_service
 from app.services import tasks as task_service
 from app.services import uploads as upload_service
 from app.services import usage as usage_service
@@ -68,6 +69,7 @@ def init_app(app: flask.Flask) -> None:
         usage_command,
         prices_group,
         webhooks_group,
+        schedules_group,
     ):
         app.cli.add_command(command)
 
@@ -147,6 +149,7 @@ def sweeper_command(check: bool) -> None:
         aging_seconds=conveyor.settings["CONVEYOR_AGING_SECONDS"],
         account_max_running=conveyor.settings["CONVEYOR_ACCOUNT_MAX_RUNNING"],
         retain=_retention_job(conveyor),
+        firing=schedule_service.firing(conveyor.settings),
     )
 
 
@@ -905,3 +908,99 @@ def replay_delivery(delivery_id) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- schedules -------------------------------------------------------------------------------
+
+
+@click.group("schedules")
+def schedules_group() -> None:
+    """Tasks submitted on a cron expression (in a timezone) or every interval: the sweeper
+    fires them."""
+
+
+def _schedule(schedule_id: str):
+    try:
+        return schedule_service.get(schedule_id, schedule_service.Scope(None))
+    except errors.ServiceError as exc:
+        _fail(exc)
+
+
+def _schedule_line(shown: dict) -> str:
+    timing = f"cron {shown['cron']!r} {shown['timezone']}" if shown["cron"] else f"every {shown['interval']}s"
+    state = "paused" if shown["paused"] else f"next {shown['next_fire_at']:%Y-%m-%d %H:%M:%S}Z"
+    error = f"  last error: {shown['last_error']['message']}" if shown["last_error"] else ""
+    return f"{shown['id']}  {shown['account']}  {shown['name']!r}  {shown['type']}  {timing}  {state}{error}"
+
+
+@schedules_group.command("list")
+@click.option("--account", default=None, help="Only this account's schedules (default: every account's).")
+@with_appcontext
+def list_schedules(account) -> None:
+    """List schedules: id, account, name, type, timing, next fire time, last error."""
+    scope = schedule_service.Scope(_account(account).id if account else None)
+    for schedule in schedule_service.find(scope, limit=schedule_service.MAX_PER_ACCOUNT):
+        click.echo(_schedule_line(schedule_service.describe(schedule)))
+
+
+@schedules_group.command("show")
+@click.argument("schedule_id")
+@with_appcontext
+def show_schedule(schedule_id) -> None:
+    """Show a schedule as JSON, with its next 5 fire times."""
+    click.echo(json.dumps(schedule_service.describe(_schedule(schedule_id)), indent=2, default=str))
+
+
+@schedules_group.command("create")
+@click.argument("name")
+@click.argument("type")
+@click.option("--cron", default=None, help="Five cron fields or @hourly, @daily, ... (or --interval).")
+@click.option("--interval", type=int, default=None, help="Seconds between fire times (or --cron).")
+@click.option("--timezone", default="UTC", show_default=True, help="The IANA timezone --cron is read in.")
+@click.option("--param", "pairs", multiple=True, metavar="KEY=VALUE", help="A param, as for `tasks submit`.")
+@click.option("--json", "json_file", type=click.File("r"), help="Params as a JSON object (a file, or - for stdin).")
+@click.option("--priority", type=click.Choice(["urgent", "high", "normal", "low"]), default=None)
+@click.option("--misfire", type=click.Choice(["catch_up", "skip"]), default="catch_up", show_default=True)
+@click.option("--paused", is_flag=True, help="Create it paused.")
+@click.option("--account", default=None, help="Account name (default: the local account).")
+@with_appcontext
+def create_schedule(name, type, cron, interval, timezone, pairs, json_file, priority, misfire, paused, account):
+    """Create a schedule NAME that submits tasks of TYPE; print its id and next fire times."""
+    fields = {"name": name, "type": type, "cron": cron, "interval": interval, "timezone": timezone}
+    fields |= {"params": _parse_params(pairs, json_file), "priority": priority, "misfire": misfire, "paused": paused}
+    try:
+        schedule = schedule_service.create(fields, account_id=_account(account).id)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    click.echo(schedule.id)
+    for fire_time in schedule_service.upcoming(schedule):
+        click.echo(f"  fires {fire_time.isoformat()}", err=True)
+
+
+@schedules_group.command("pause")
+@click.argument("schedule_id")
+@with_appcontext
+def pause_schedule(schedule_id) -> None:
+    """Stop firing a schedule until it is resumed."""
+    schedule = schedule_service.pause(_schedule(schedule_id))
+    click.echo(f"paused {schedule.name!r}")
+
+
+@schedules_group.command("resume")
+@click.argument("schedule_id")
+@with_appcontext
+def resume_schedule(schedule_id) -> None:
+    """Fire a paused schedule again, from its first fire time after now."""
+    schedule = schedule_service.resume(_schedule(schedule_id))
+    click.echo(f"resumed {schedule.name!r}: next {schedule.next_fire_at.isoformat()}")
+
+
+@schedules_group.command("delete")
+@click.argument("schedule_id")
+@with_appcontext
+def delete_schedule(schedule_id) -> None:
+    """Delete a schedule; the tasks it made stay."""
+    schedule = _schedule(schedule_id)
+    name = schedule.name
+    schedule_service.delete(schedule)
+    click.echo(f"deleted {name!r}")

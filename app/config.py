@@ -205,6 +205,8 @@ SETTINGS: dict[str, tuple[Callable, Any]] = {
     "CONVEYOR_WEBHOOK_PARALLEL": (_int(1, 64), 4),
     # task.progress: at most one delivery per task and endpoint in this many seconds.
     "CONVEYOR_WEBHOOK_PROGRESS_SECONDS": (_float(0, 3600), 5.0),
+    # A schedule's fire time more than this late is missed: its misfire policy decides.
+    "CONVEYOR_SCHEDULE_GRACE_SECONDS": (_float(0, 7 * 86400), 60.0),
 }
 
 

@@ -478,3 +478,45 @@ class WebhookAttempt(Base):
     duration_ms: orm.Mapped[int] = orm.mapped_column(default=0)
 
     __table_args__ = (sa.Index("ix_webhook_attempts_delivery_number", "delivery_id", "number"),)
+
+
+class Schedule(Base):
+    """A task submitted again and again: at the matches of a cron expression in a timezone, or
+    every `interval_seconds` (exactly one of the two). The sweeper fires it when
+    `next_fire_at` comes (`app.queue.schedules`); `misfire` says what a fire time missed by
+    more than the grace period gives: one task ("catch_up") or none ("skip")."""
+
+    __tablename__ = "schedules"
+
+    id: orm.Mapped[uuid.UUID] = orm.mapped_column(primary_key=True, default=uuid.uuid4)
+    account_id: orm.Mapped[uuid.UUID] = orm.mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    user_id: orm.Mapped[uuid.UUID | None] = orm.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(200))
+    type: orm.Mapped[str] = orm.mapped_column(sa.String(64))
+    params: orm.Mapped[dict[str, Any]] = orm.mapped_column(default=dict)
+    priority: orm.Mapped[int | None] = orm.mapped_column(sa.SmallInteger)
+    cron: orm.Mapped[str | None] = orm.mapped_column(sa.String(200))
+    interval_seconds: orm.Mapped[int | None]
+    timezone: orm.Mapped[str] = orm.mapped_column(sa.String(64), default="UTC")
+    paused: orm.Mapped[bool] = orm.mapped_column(default=False)
+    misfire: orm.Mapped[str] = orm.mapped_column(sa.String(16), default="catch_up")
+    next_fire_at: orm.Mapped[datetime.datetime]
+    last_fire_at: orm.Mapped[datetime.datetime | None]
+    last_task_id: orm.Mapped[uuid.UUID | None]
+    last_error: orm.Mapped[dict[str, Any] | None]
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint("(cron IS NULL) <> (interval_seconds IS NULL)", name="cron_or_interval"),
+        sa.CheckConstraint("interval_seconds IS NULL OR interval_seconds > 0", name="interval_seconds"),
+        sa.CheckConstraint("misfire IN ('catch_up', 'skip')", name="misfire"),
+        sa.CheckConstraint("priority IS NULL OR priority BETWEEN 0 AND 3", name="priority"),
+        # The sweeper reads the due schedules in fire order; paused ones stay out.
+        sa.Index(
+            "ix_schedules_due",
+            "next_fire_at",
+            postgresql_where=sa.text("NOT paused"),
+            sqlite_where=sa.text("NOT paused"),
+        ),
+    )

@@ -43,6 +43,7 @@ TABLES = (
     "api_keys",
     "users",
     "accounts",
+    "schedules",
 )
 
 

@@ -285,3 +285,27 @@ def test_cli_submit_over_the_quota_exits_4_naming_it(backend, settings, app):
     assert first.returncode == 0, "the command line acts as the platform: urgent is allowed"
     refused = _cli_in(app, "tasks", "submit", "noop", "--account", "small")
     assert refused.returncode == 4 and "max_waiting" in refused.stderr
+
+
+@pytest.mark.embedded
+def test_schedules_commands_create_list_pause_resume_show_and_delete(backend, app, account):
+    made = _cli_in(
+        app, "schedules", "create", "nightly", "noop", "--cron", "30 2 * * *", "--timezone", "Europe/Berlin",
+        "--param", "echo=1", "--account", account.name,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    schedule_id = made.stdout.strip()
+    assert made.stderr.count("fires ") == 5
+
+    listed = _cli_in(app, "schedules", "list", "--account", account.name)
+    assert schedule_id in listed.stdout and "cron '30 2 * * *' Europe/Berlin" in listed.stdout
+    assert "paused" in _cli_in(app, "schedules", "pause", schedule_id).stdout
+    assert "paused" in _cli_in(app, "schedules", "list").stdout
+    assert "resumed" in _cli_in(app, "schedules", "resume", schedule_id).stdout
+    shown = json.loads(_cli_in(app, "schedules", "show", schedule_id).stdout)
+    assert shown["paused"] is False and len(shown["next_fire_times"]) == 5 and shown["params"] == {"echo": 1}
+    assert _cli_in(app, "schedules", "delete", schedule_id).returncode == 0
+    assert _cli_in(app, "schedules", "show", schedule_id).returncode == 1
+
+    bad = _cli_in(app, "schedules", "create", "bad", "noop", "--cron", "61 * * * *", "--account", account.name)
+    assert bad.returncode == 1 and "cron" in bad.stderr

@@ -4,7 +4,21 @@ SSE, and the OpenAPI spec with its docs pages (assets served from `static/vendor
 import flask
 import flask_smorest
 
-from app.api import account, admin, auth, errors, health, limits, media, metrics, parsing, task_types, tasks, usage
+from app.api import (
+    account,
+    admin,
+    auth,
+    errors,
+    health,
+    limits,
+    media,
+    metrics,
+    parsing,
+    schedules,
+    task_types,
+    tasks,
+    usage,
+)
 from app.api import webhooks as webhooks_api
 
 SPEC = {
@@ -52,6 +66,7 @@ def init_app(app: flask.Flask, registry) -> Api:
     api.register_blueprint(media.blueprint)
     api.register_blueprint(usage.blueprint)
     api.register_blueprint(webhooks_api.blueprint)
+    api.register_blueprint(schedules.blueprint)
     app.extensions["conveyor_api"] = api
     errors.register(app)
     return api

@@ -574,3 +574,98 @@ class WebhookDeliveryList(ma.Schema):
 class WebhookDeliveryQuery(Query):
     status = fields.Text(validate=ma.validate.OneOf(["pending", "delivered", "failed"]))
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
+
+
+MISFIRES = ["catch_up", "skip"]
+MAX_INTERVAL_SECONDS = 366 * 86400
+
+
+class ScheduleChange(Body):
+    """The fields of a schedule a PATCH may set; each is optional there."""
+
+    name = fields.Text(validate=ma.validate.Length(min=1, max=200))
+    type = fields.Text(validate=ma.validate.Length(min=1, max=64), metadata={"description": "a task type"})
+    params = fields.JsonObject(metadata={"description": "the type's params; see /api/task-types"})
+    priority = fields.Text(
+        allow_none=True,
+        validate=ma.validate.OneOf(PRIORITIES),
+        metadata={"description": "null: the type's default priority"},
+    )
+    cron = fields.Text(
+        allow_none=True,
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "five fields (minute hour day month weekday) or @hourly, @daily, ...; or interval"},
+    )
+    interval = ma.fields.Integer(
+        allow_none=True,
+        strict=True,
+        validate=ma.validate.Range(min=1, max=MAX_INTERVAL_SECONDS),
+        metadata={"description": "seconds between fire times; or cron"},
+    )
+    timezone = fields.Text(
+        validate=ma.validate.Length(min=1, max=64),
+        metadata={"description": "the IANA timezone the cron expression is read in (Europe/Berlin)"},
+    )
+    paused = ma.fields.Boolean(metadata={"description": "a paused schedule does not fire"})
+    misfire = fields.Text(
+        validate=ma.validate.OneOf(MISFIRES),
+        metadata={"description": "a fire time missed by more than the grace period: one task (catch_up) or none"},
+    )
+
+
+class ScheduleCreate(ScheduleChange):
+    name = fields.Text(required=True, validate=ma.validate.Length(min=1, max=200))
+    type = fields.Text(
+        required=True, validate=ma.validate.Length(min=1, max=64), metadata={"description": "a task type"}
+    )
+    params = fields.JsonObject(load_default=dict, metadata={"description": "the type's params; see /api/task-types"})
+    timezone = fields.Text(
+        load_default="UTC",
+        validate=ma.validate.Length(min=1, max=64),
+        metadata={"description": "the IANA timezone the cron expression is read in (default UTC)"},
+    )
+    paused = ma.fields.Boolean(load_default=False, metadata={"description": "a paused schedule does not fire"})
+    misfire = fields.Text(
+        load_default="catch_up",
+        validate=ma.validate.OneOf(MISFIRES),
+        metadata={"description": "a fire time missed by more than the grace period: one task (catch_up) or none"},
+    )
+
+
+class Schedule(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    account = ma.fields.String(required=True, metadata={"description": "its account's name"})
+    user_id = ma.fields.UUID(allow_none=True, metadata={"description": "who made it; its tasks are theirs"})
+    name = ma.fields.String(required=True)
+    type = ma.fields.String(required=True)
+    params = ma.fields.Dict(required=True)
+    priority = ma.fields.String(allow_none=True, metadata={"enum": PRIORITIES, "description": "null: the type's"})
+    cron = ma.fields.String(allow_none=True)
+    interval = ma.fields.Integer(allow_none=True, metadata={"description": "seconds"})
+    timezone = ma.fields.String(required=True)
+    paused = ma.fields.Boolean(required=True)
+    misfire = ma.fields.String(required=True, metadata={"enum": MISFIRES})
+    next_fire_at = ma.fields.AwareDateTime(required=True, metadata={"description": "the next fire time, UTC"})
+    next_fire_times = ma.fields.List(
+        ma.fields.AwareDateTime(), required=True, metadata={"description": "the next 5 fire times; none while paused"}
+    )
+    last_fire_at = ma.fields.AwareDateTime(allow_none=True, metadata={"description": "the last fire time handled"})
+    last_task_id = ma.fields.UUID(allow_none=True, metadata={"description": "the task the last fire made"})
+    last_error = ma.fields.Dict(
+        allow_none=True,
+        metadata={"description": "why the last fire was refused (type, message, fire_time); else null"},
+    )
+    created_at = ma.fields.AwareDateTime(required=True)
+    updated_at = ma.fields.AwareDateTime(required=True)
+
+
+class SchedulePage(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(Schedule), required=True)
+    meta = ma.fields.Nested(PageMeta, required=True)
+
+
+class ScheduleQuery(PageQuery):
+    account = fields.Text(
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "an account's name (operators; others see their own)"},
+    )

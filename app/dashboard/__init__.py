@@ -12,7 +12,7 @@ import logging
 import flask
 from werkzeug import exceptions
 
-from app.dashboard import admin, overview, pages, session, signin, submit, tasks, usage, webhooks
+from app.dashboard import admin, overview, pages, schedules, session, signin, submit, tasks, usage, webhooks
 from app.extensions import db
 from app.services import errors as service_errors
 
@@ -45,7 +45,7 @@ def init_app(app: flask.Flask) -> flask.Blueprint:
     parent.register_error_handler(service_errors.ServiceError, _service_error)
     parent.register_error_handler(exceptions.HTTPException, _http_error)
     parent.register_error_handler(Exception, _unexpected)
-    children = (signin, overview, tasks, submit, usage, admin, webhooks)
+    children = (signin, overview, tasks, submit, usage, admin, webhooks, schedules)
     for child in (module.blueprint for module in children):
         parent.register_blueprint(child)
     # Any other path under /dashboard: without a rule of the blueprint's own, Flask would

@@ -804,3 +804,46 @@ def replay_delivery(delivery_id: uuid.UUID, now: datetime.datetime) -> sa.Update
         .values(status="pending", next_attempt_at=now, finished_at=None)
         .returning(d.c.id)
     )
+
+
+# Schedules: the due ones the sweeper fires (`app.queue.schedules`), each fire time once.
+schedules = models.Schedule.__table__
+
+
+@functools.cache
+def due_schedules() -> sa.Select:
+    """due_schedules: the ids of up to `:limit` unpaused schedules due at `:now`, earliest
+    first; reads the partial index `ix_schedules_due`, which holds no paused schedule."""
+    s = schedules
+    return (
+        sa.select(s.c.id)
+        .where(sa.not_(s.c.paused), s.c.next_fire_at <= sa.bindparam("now"))
+        .order_by(s.c.next_fire_at)
+        .limit(sa.bindparam("limit"))
+    )
+
+
+@functools.cache
+def take_due_schedule() -> sa.Select:
+    """take_due_schedule: the schedule `:schedule_id` if it is still unpaused and due at `:now`,
+    its row locked until the transaction ends; nothing if another firer holds it (SKIP LOCKED,
+    PostgreSQL) or moved it on already. SQLite's one writer serializes firers instead."""
+    s = schedules
+    query = sa.select(s).where(
+        s.c.id == sa.bindparam("schedule_id"), sa.not_(s.c.paused), s.c.next_fire_at <= sa.bindparam("now")
+    )
+    return query.with_for_update(skip_locked=True)
+
+
+def advance_schedule(schedule_id: uuid.UUID, seen: datetime.datetime, **values) -> sa.Update:
+    """advance_schedule: move a schedule on from the fire time `seen` (set `next_fire_at` and
+    and `updated_at`); matches nothing if another firer moved it first, so each fire
+    time is consumed once even where rows are not locked."""
+    s = schedules
+    return sa.update(s).where(s.c.id == schedule_id, s.c.next_fire_at == seen).values(**values)
+
+
+def record_fire(schedule_id: uuid.UUID, **values) -> sa.Update:
+    """record_fire: store what a schedule's fire gave (`last_fire_at`, `last_task_id`,
+    `last_error`), in the transaction that moved it on (`advance_schedule`)."""
+    return sa.update(schedules).where(schedules.c.id == schedule_id).values(**values)

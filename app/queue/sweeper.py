@@ -1,8 +1,9 @@
 """The sweeper: rescues attempts whose lease expired (their worker died) and publishes
 wake-ups for waiting tasks that could start now but have no message on the broker (lost
 from Redis, spent while the queue was paused, or due after a backoff). It also keeps the fair
-share's pool clocks, ages waiting tasks (`aging`), counts task events into the metrics'
-totals (`counting`) and deletes finished tasks past their keep time (`retention`). One runs at a time, under an advisory
+share's pool clocks, ages waiting tasks (`aging`), fires the due schedules (`schedules`),
+counts task events into the metrics' totals (`counting`) and deletes finished tasks past
+their keep time (`retention`). One runs at a time, under an advisory
 lock; others wait as standbys. It outlives database and broker outages: a failed round is
 retried with backoff, on a new connection.
 """
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.models import Status
-from app.queue import aging, control, counting, errors, health, lifecycle, lock, retention, sql
+from app.queue import aging, control, counting, errors, health, lifecycle, lock, retention, schedules, sql
 from processors import registry as registry_module
 
 log = logging.getLogger("conveyor.sweeper")
@@ -100,8 +101,10 @@ def sweep_once(
     aging_seconds: float = 0.0,
     account_max_running: int | None = None,
     retain: retention.Job | None = None,
+    firing: schedules.Firing | None = None,
 ) -> dict:
-    """Run one sweep; return what it did."""
+    """Run one sweep; return what it did. With `firing`, fire the due schedules too, before
+    the wake-ups, so their new tasks are woken in the same round."""
     with session_factory() as session:
         rescued = rescue_expired(session, registry)
         session.commit()
@@ -110,10 +113,18 @@ def sweep_once(
     with session_factory() as session:
         risen = keep_order(session, aging_seconds)
         session.commit()
+    fired = _fire(session_factory, registry, firing) if firing is not None else {}
     with session_factory() as session:
         woken = wake_due(session, wake, backlog, ahead, notify, account_max_running)
     counted = _count(session_factory)
-    return {"rescued": rescued, "risen": risen, "woken": woken, "counted": counted, "retained": _retain(retain)}
+    return {
+        "rescued": rescued,
+        "risen": risen,
+        "fired": fired,
+        "woken": woken,
+        "counted": counted,
+        "retained": _retain(retain),
+    }
 
 
 def _count(session_factory: orm.sessionmaker) -> int:
@@ -137,6 +148,16 @@ def _retain(job: retention.Job | None) -> retention.Report | None:
         return None
 
 
+def _fire(session_factory: orm.sessionmaker, registry, firing: schedules.Firing) -> dict[str, int]:
+    # As `_count`: schedules wait for the next round rather than hold up rescues and
+    # wake-ups; a fire time not fired stays due (nothing of it was committed).
+    try:
+        return schedules.fire_due(session_factory, registry, firing)
+    except Exception:
+        log.exception("firing the due schedules failed; trying again next round")
+        return {}
+
+
 def loop(
     session_factory,
     engine: sa.Engine,
@@ -151,6 +172,7 @@ def loop(
     aging_seconds: float = 0.0,
     account_max_running: int | None = None,
     retain: retention.Job | None = None,
+    firing: schedules.Firing | None = None,
 ) -> None:
     """Sweep every `interval` seconds while holding the sweeper lock; stand by otherwise.
     A round that fails (the database restarting, the broker gone) is logged and tried again
@@ -162,7 +184,7 @@ def loop(
 
     def sweep() -> dict:
         return sweep_once(
-            session_factory, registry, wake, backlog, ahead, notify, aging_seconds, account_max_running, retain
+            session_factory, registry, wake, backlog, ahead, notify, aging_seconds, account_max_running, retain, firing
         )
 
     try:

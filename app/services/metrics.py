@@ -40,6 +40,7 @@ HELP = {
     "conveyor_task_run_duration_seconds": "Run time of a task's last attempt (succeeded or failed), by type.",
     "conveyor_task_queue_wait_seconds": "Time from submit (or run_at) to the first attempt's start, by pool.",
     "conveyor_http_request_duration_seconds": "Time to answer an HTTP request, by route template and method.",
+    "conveyor_schedule_fires_total": "Schedule fire times handled, by outcome (created, skipped, refused).",
 }
 HISTOGRAMS = (
     "conveyor_task_run_duration_seconds",

@@ -3,7 +3,7 @@ and end time, so the sweeper finds the ones past their keep time without reading
 the history (succeeded ones use ix_tasks_succeeded); per-minute metric counts for the charts.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-07
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

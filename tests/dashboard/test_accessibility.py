@@ -14,6 +14,7 @@ PAGES = [
     "/dashboard/usage",
     "/dashboard/webhooks",
     "/dashboard/admin",
+    "/dashboard/schedules",
 ]
 
 # For each element with its own text: its colour, the first opaque background behind it, its

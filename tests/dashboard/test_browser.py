@@ -197,7 +197,7 @@ def test_member_without_javascript_sees_no_admin_page_and_no_other_account(backe
     page = member.page
     sign_in(member, keys["b_member"])
     expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_text(
-        ["Overview", "Tasks", "New task", "Usage", "Webhooks"]
+        ["Overview", "Tasks", "New task", "Usage", "Webhooks", "Schedules"]
     )
     member.shot("overview-member")
     mine = submit_sleep(page, 1)
