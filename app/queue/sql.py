@@ -663,7 +663,13 @@ def take_due_schedule() -> sa.Select:
 
 def advance_schedule(schedule_id: uuid.UUID, seen: datetime.datetime, **values) -> sa.Update:
     """advance_schedule: move a schedule on from the fire time `seen` (set `next_fire_at` and
-    what the fire recorded); matches nothing if another firer moved it first, so each fire
+    and `updated_at`); matches nothing if another firer moved it first, so each fire
     time is consumed once even where rows are not locked."""
     s = schedules
     return sa.update(s).where(s.c.id == schedule_id, s.c.next_fire_at == seen).values(**values)
+
+
+def record_fire(schedule_id: uuid.UUID, **values) -> sa.Update:
+    """record_fire: store what a schedule's fire gave (`last_fire_at`, `last_task_id`,
+    `last_error`), in the transaction that moved it on (`advance_schedule`)."""
+    return sa.update(schedules).where(schedules.c.id == schedule_id).values(**values)
