@@ -104,13 +104,16 @@ def fire_one(
         return None
     missed = (at - row.next_fire_at).total_seconds() > firing.grace_seconds
     fire_time = timing.latest_due(row, row.next_fire_at, at) if missed else row.next_fire_at
-    next_fire = timing.following(row, fire_time)
+    # The move comes first: it is the compare-and-set, and on SQLite its write begins the
+    # transaction (and takes the write lock) that the submit's savepoint then nests in.
+    if not _advance(session, row, timing.following(row, fire_time)):
+        return None
     if missed and row.misfire == "skip":
-        return _advance(session, row, "skipped", next_fire_at=next_fire)
-    return _submit(session, registry, row, fire_time, next_fire, firing)
+        return _count(session, "skipped")
+    return _submit(session, registry, row, fire_time, firing)
 
 
-def _submit(session: orm.Session, registry, row, fire_time, next_fire, firing: Firing) -> str | None:
+def _submit(session: orm.Session, registry, row, fire_time, firing: Firing) -> str:
     try:
         task, _ = lifecycle.submit(
             session,
@@ -126,10 +129,10 @@ def _submit(session: orm.Session, registry, row, fire_time, next_fire, firing: F
         )
     except REFUSALS as exc:
         log.warning("schedule %s: the fire at %s was refused: %s", row.id, fire_time.isoformat(), exc)
-        error = _refusal(exc, fire_time)
-        return _advance(session, row, "refused", next_fire_at=next_fire, last_fire_at=fire_time, last_error=error)
-    recorded = {"last_fire_at": fire_time, "last_task_id": task.id, "last_error": None}
-    return _advance(session, row, "created", next_fire_at=next_fire, **recorded)
+        session.execute(sql.record_fire(row.id, last_fire_at=fire_time, last_error=_refusal(exc, fire_time)))
+        return _count(session, "refused")
+    session.execute(sql.record_fire(row.id, last_fire_at=fire_time, last_task_id=task.id, last_error=None))
+    return _count(session, "created")
 
 
 def _refusal(exc: Exception, fire_time: datetime.datetime) -> dict:
@@ -138,13 +141,20 @@ def _refusal(exc: Exception, fire_time: datetime.datetime) -> dict:
     return {"type": type(exc).__name__, "message": message[:1000], "fire_time": fire_time.isoformat()}
 
 
-def _advance(session: orm.Session, row, outcome: str, **values) -> str | None:
-    """Move the schedule on and count the fire; None (and nothing written) if another firer
+def _advance(session: orm.Session, row, next_fire_at: datetime.datetime) -> bool:
+    """Move the schedule on to `next_fire_at`; False (and nothing written) if another firer
     moved it first."""
-    moved = session.execute(sql.advance_schedule(row.id, row.next_fire_at, updated_at=lifecycle.now(), **values))
+    moved = session.execute(
+        sql.advance_schedule(row.id, row.next_fire_at, next_fire_at=next_fire_at, updated_at=lifecycle.now())
+    )
     if moved.rowcount != 1:
         session.rollback()
-        return None
+        return False
+    return True
+
+
+def _count(session: orm.Session, outcome: str) -> str:
+    """Count a fire into the metric's totals, in the fire's transaction; return its outcome."""
     deltas = totals.Deltas()
     deltas.add(METRIC, {"outcome": outcome})
     deltas.write(session)

@@ -75,7 +75,7 @@ def create(
     at = lifecycle.now()
     schedule = models.Schedule(id=uuid.uuid4(), account_id=account_id, user_id=user_id, created_at=at, updated_at=at)
     _apply(schedule, values)
-    schedule.next_fire_at = timing.first_after(schedule, at)
+    schedule.next_fire_at = timing.first_after(schedule, at.replace(microsecond=0))  # whole seconds
     db.session.add(schedule)
     db.session.commit()
     return schedule
@@ -141,7 +141,7 @@ def update(schedule: models.Schedule, changes: dict, role: str | None = None) ->
     _apply(schedule, values)
     at = lifecycle.now()
     if retimed:
-        schedule.next_fire_at = timing.first_after(schedule, at)
+        schedule.next_fire_at = timing.first_after(schedule, at.replace(microsecond=0))  # whole seconds
     schedule.updated_at = at
     db.session.commit()
     return schedule

@@ -85,6 +85,19 @@ def test_a_fire_whose_advance_was_lost_gets_the_task_it_made_back(backend, app, 
 
 
 @pytest.mark.embedded
+def test_a_round_that_died_before_its_commit_leaves_the_fire_time_due(backend, app, account):
+    schedule = _schedule(account)
+    conveyor = runtime.current()
+    with conveyor.sessions() as session:
+        assert schedules.fire_one(session, conveyor.registry, schedule.id, FIRING, T0) == "created"
+        session.rollback()  # the sweeper died here
+    assert _tasks(account) == [] and _fresh(schedule).next_fire_at == T0
+
+    assert _fire(T0) == {"created": 1, "skipped": 0, "refused": 0}
+    assert [t.idempotency_key for t in _tasks(account)] == [_key(schedule, T0)]
+
+
+@pytest.mark.embedded
 def test_a_misfire_is_caught_up_once_or_skipped_by_policy(backend, app, account):
     catch_up = _schedule(account, name="catch up", interval=60, misfire="catch_up")
     skip = _schedule(account, name="skip", interval=60, misfire="skip")
