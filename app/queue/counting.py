@@ -11,13 +11,12 @@ the dashboard's overview charts.
 """
 
 import datetime
-import itertools
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.models import Status
-from app.queue import lifecycle, sql, totals
+from app.queue import cursors, lifecycle, sql, totals
 
 CURSOR = "events"
 BATCH = 5000
@@ -51,10 +50,7 @@ def count_events(session_factory: orm.sessionmaker) -> int:
 def count_batch(session: orm.Session, lag_seconds: float = LAG_SECONDS) -> int:
     """Count up to BATCH events after the cursor into the totals and move the cursor past
     them; return how many. The caller commits."""
-    position = _cursor(session)
-    rows = session.execute(sql.status_events_after(), {"after": position, "limit": BATCH}).all()
-    until = lifecycle.now() - datetime.timedelta(seconds=lag_seconds)
-    ready = list(itertools.takewhile(lambda row: row.created_at < until, rows))
+    ready = cursors.ready_events(session, CURSOR, sql.status_events_after(), BATCH, lag_seconds)
     if not ready:
         return 0
     deltas, minutes = totals.Deltas(), totals.Minutes()
@@ -63,16 +59,8 @@ def count_batch(session: orm.Session, lag_seconds: float = LAG_SECONDS) -> int:
         count_minute(minutes, row)
     deltas.write(session)
     minutes.write(session)
-    moved = {"cursor_name": CURSOR, "cursor_position": ready[-1].id, "cursor_at": lifecycle.now()}
-    session.execute(sql.move_cursor(), moved)
+    cursors.move(session, CURSOR, ready[-1].id)
     return len(ready)
-
-
-def _cursor(session: orm.Session) -> int:
-    """Return the cursor's position, holding its row (PostgreSQL) until the transaction ends."""
-    made = {"cursor_name": CURSOR, "cursor_at": lifecycle.now()}
-    session.execute(sql.add_cursor(session.get_bind().dialect.name), made)
-    return session.execute(sql.cursor_position(), {"cursor_name": CURSOR}).scalar_one()
 
 
 def count(deltas: totals.Deltas, row: sa.Row) -> None:

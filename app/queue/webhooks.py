@@ -14,15 +14,13 @@ attempt starts) and task.progress, at most one per task and endpoint every
 CONVEYOR_WEBHOOK_PROGRESS_SECONDS (the reports in between are dropped; the end is always sent).
 """
 
-import datetime
-import itertools
 import uuid
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.models import Status
-from app.queue import lifecycle, sql
+from app.queue import cursors, lifecycle, sql
 
 CURSOR = "webhooks"
 BATCH = 1000
@@ -54,25 +52,14 @@ def fan_out(session_factory: orm.sessionmaker, progress_seconds: float) -> int:
 def fan_out_batch(session: orm.Session, progress_seconds: float, lag_seconds: float = LAG_SECONDS) -> int:
     """Add the deliveries of up to BATCH events after the cursor and move the cursor past
     them; return how many events. The caller commits."""
-    position = _cursor(session)
-    rows = session.execute(sql.webhook_events_after(), {"after": position, "limit": BATCH}).all()
-    until = lifecycle.now() - datetime.timedelta(seconds=lag_seconds)
-    ready = list(itertools.takewhile(lambda row: row.created_at < until, rows))
+    ready = cursors.ready_events(session, CURSOR, sql.webhook_events_after(), BATCH, lag_seconds)
     if not ready:
         return 0
     made = deliveries(session, ready, progress_seconds)
     if made:
         session.execute(sql.add_deliveries(session.get_bind().dialect.name), made)
-    moved = {"cursor_name": CURSOR, "cursor_position": ready[-1].id, "cursor_at": lifecycle.now()}
-    session.execute(sql.move_cursor(), moved)
+    cursors.move(session, CURSOR, ready[-1].id)
     return len(ready)
-
-
-def _cursor(session: orm.Session) -> int:
-    """Return the cursor's position, holding its row (PostgreSQL) until the transaction ends."""
-    made = {"cursor_name": CURSOR, "cursor_at": lifecycle.now()}
-    session.execute(sql.add_cursor(session.get_bind().dialect.name), made)
-    return session.execute(sql.cursor_position(), {"cursor_name": CURSOR}).scalar_one()
 
 
 def deliveries(session: orm.Session, rows: list, progress_seconds: float) -> list[dict]:
