@@ -33,22 +33,27 @@ def register(app: celery.Celery, make_runner, after_fork) -> None:
     state: dict = {}
     stop_pipe: dict = {}
 
-    @signals.worker_init.connect(weak=False)
     def open_stop_pipe(**_):
         stop_pipe["read"], stop_pipe["write"] = os.pipe()
 
-    @signals.worker_shutting_down.connect(weak=False)
     def signal_stop(**_):
         if "write" in stop_pipe:
             os.write(stop_pipe["write"], b"x")  # never read: it stays readable for every process
 
-    @signals.worker_process_init.connect(weak=False)
     def reset_after_fork(**_):
         state.clear()
         after_fork()
 
+    # Celery's signals are process-wide: they hold the receivers weakly and `app` holds them,
+    # so an app that is dropped (a test's, say) takes its receivers along instead of leaking.
+    app.conveyor_receivers = (open_stop_pipe, signal_stop, reset_after_fork)
+    signals.worker_init.connect(open_stop_pipe)
+    signals.worker_shutting_down.connect(signal_stop)
+    signals.worker_process_init.connect(reset_after_fork)
+
     @app.task(
         name=celery_glue.WAKE_TASK,
+        shared=False,  # a shared task is kept process-wide, and with it this app
         ignore_result=True,
         acks_late=True,
         autoretry_for=queue_errors.DATABASE_AWAY,

@@ -1,7 +1,6 @@
 """The yt-dlp adapter against a real HTTP server on 127.0.0.1 serving a real mp4."""
 
 import functools
-import gc
 import http.server
 import json
 import pathlib
@@ -151,13 +150,6 @@ def server(clip):
     httpd.shutdown()
     httpd.server_close()
     thread.join(5)
-
-
-@pytest.fixture(autouse=True)
-def collect_garbage():
-    """Collect after each test, so an unclosed socket is reported by the test that leaked it."""
-    yield
-    gc.collect()
 
 
 @pytest.fixture

@@ -33,7 +33,8 @@ def _encode(command: ffmpeg.Command, out: pathlib.Path, **opts) -> ffmpeg.Comman
 
 
 class _Watcher(threading.Thread):
-    """After `delay` s, notes the processes `ctx` tracks, then cancels the task if asked."""
+    """After `delay` s, and once `ctx` tracks a process (a loaded machine may start ffmpeg
+    late), notes the processes it tracks, then cancels the task if asked."""
 
     def __init__(self, ctx: base.Context, delay: float, cancel: bool):
         super().__init__(daemon=True)
@@ -42,7 +43,10 @@ class _Watcher(threading.Thread):
 
     def run(self) -> None:
         time.sleep(self.delay)
-        self.seen = self.ctx.tracked()
+        deadline = time.monotonic() + 10
+        while not self.seen and time.monotonic() < deadline:
+            self.seen = self.ctx.tracked()
+            time.sleep(0.01)
         if self.cancel:
             self.ctx.cancel()
 
@@ -138,7 +142,7 @@ def test_cancel_kills_ffmpeg_within_two_seconds(ctx, tmp_path):
 
 
 def test_timeout_kills_ffmpeg_and_is_retryable(ctx, tmp_path):
-    watcher = _Watcher(ctx, delay=0.3, cancel=False)
+    watcher = _Watcher(ctx, delay=0.1, cancel=False)
     watcher.start()
     started = time.monotonic()
 
