@@ -52,9 +52,18 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
+# Two test processes by default (CONVEYOR_TEST_PROCESSES; 1 runs in this one): most tests wait
+# on workers and servers, so two share two cores well. Each file runs whole in one process, so
+# a module's fixtures are built once. Each process has its own database and Redis db.
+processes=${CONVEYOR_TEST_PROCESSES:-2}
+parallel=()
+if [ "$processes" -gt 1 ]; then
+  parallel=(-n "$processes" --dist loadfile)
+fi
+
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "${parallel[@]}" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

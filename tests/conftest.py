@@ -25,7 +25,10 @@ from tests import plugins
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("CONVEYOR_TEST_PG", "postgresql+psycopg2://root@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("CONVEYOR_TEST_REDIS", "redis://127.0.0.1:6379")
-REDIS_DB = int(os.environ.get("CONVEYOR_TEST_REDIS_DB", "13"))
+# Under pytest-xdist each test process (gw0, gw1, ...) takes the next Redis database after the
+# base one; PostgreSQL databases and folders are already per process.
+WORKER_INDEX = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+REDIS_DB = int(os.environ.get("CONVEYOR_TEST_REDIS_DB", "13")) + WORKER_INDEX
 TABLES = (
     "task_events",
     "artifacts",
@@ -69,7 +72,7 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="session")
-def pg_database():
+def pg_database(tmp_path_factory):
     """Create a throwaway PostgreSQL database with the migrations applied; drop it after."""
     name = f"conveyor_test_{os.getpid()}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -77,7 +80,8 @@ def pg_database():
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    _upgrade({"DATABASE_URL": url, "CONVEYOR_VAR_DIR": str(ROOT / "var" / "test-migrate"), "CONVEYOR_PLUGINS": "0"})
+    var_dir = str(tmp_path_factory.mktemp("migrate"))
+    _upgrade({"DATABASE_URL": url, "CONVEYOR_VAR_DIR": var_dir, "CONVEYOR_PLUGINS": "0"})
     yield url
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

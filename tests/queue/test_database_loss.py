@@ -17,7 +17,7 @@ from app.queue import health
 from app.services import accounts
 from app.services import tasks as task_service
 from tests.api.conftest import bearer
-from tests.conftest import REDIS_BASE, REDIS_DB, ROOT, _upgrade, wait_for
+from tests.conftest import REDIS_BASE, REDIS_DB, _upgrade, wait_for
 from tests.postgres_server import Cluster, missing
 from tests.queue import helpers
 
@@ -34,7 +34,7 @@ def cluster():
 
 
 @pytest.fixture
-def backend(cluster):
+def backend(cluster, tmp_path):
     """The scenario's backend (conftest's `settings`, `app` and `processes` build on it): a
     fresh database on the test's own cluster, and the tests' Redis db."""
     name = f"lost_{uuid.uuid4().hex[:8]}"
@@ -47,7 +47,7 @@ def backend(cluster):
     _upgrade(
         {
             "DATABASE_URL": cluster.url(name),
-            "CONVEYOR_VAR_DIR": str(ROOT / "var" / "test-migrate"),
+            "CONVEYOR_VAR_DIR": str(tmp_path / "migrate"),
             "CONVEYOR_PLUGINS": "0",
         }
     )
