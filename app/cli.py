@@ -24,6 +24,7 @@ from app import logs, runtime, supervisor
 from app.queue import delivery, health, retention, states, sweeper
 from app.queue import tasks as queue_tasks
 from app.services import accounts, errors
+from app.services import batches as batch_service
 from app.services import queue as queue_service
 from app.services import schedules as schedule_service
 from app.services import tasks as task_service
@@ -236,7 +237,7 @@ def _parse_params(pairs: tuple[str, ...], json_file) -> dict:
 
 
 @tasks_group.command("submit")
-@click.argument("type")
+@click.argument("type", required=False)
 @click.option(
     "--param",
     "pairs",
@@ -249,11 +250,24 @@ def _parse_params(pairs: tuple[str, ...], json_file) -> dict:
 @click.option("--idempotency-key", default=None)
 @click.option("--account", default=None, help="Account name (default: the local account).")
 @click.option("--wait", is_flag=True, help="Follow progress; exit 0 on success, 1 on failure, 3 on cancel.")
+@click.option(
+    "--from-file",
+    "tasks_file",
+    type=click.File("r"),
+    help="Tasks as JSON Lines (a file, or - for stdin), stored in batches of up to 1000, each all or none.",
+)
 @with_appcontext
-def submit(type, pairs, json_file, priority, idempotency_key, account, wait) -> None:
-    """Submit a task of TYPE."""
-    params = _parse_params(pairs, json_file)
+def submit(type, pairs, json_file, priority, idempotency_key, account, wait, tasks_file) -> None:
+    """Submit a task of TYPE, or the tasks of a JSON Lines file (--from-file)."""
     owner = _account(account)
+    if tasks_file is not None:
+        if type or pairs or json_file or priority or wait:
+            raise click.UsageError("--from-file takes no TYPE, --param, --json, --priority or --wait")
+        _submit_file(tasks_file, owner, idempotency_key)
+        return
+    if type is None:
+        raise click.UsageError("give a TYPE, or --from-file")
+    params = _parse_params(pairs, json_file)
     try:
         task, created = task_service.submit(
             type, params, account_id=owner.id, priority=priority, idempotency_key=idempotency_key
@@ -263,6 +277,30 @@ def submit(type, pairs, json_file, priority, idempotency_key, account, wait) -> 
     click.echo(f"{'submitted' if created else 'existing'} {task.type} task {task.id}", err=wait)
     if wait:
         sys.exit(_follow(task.id))
+
+
+def _submit_file(handle, owner, idempotency_key: str | None) -> None:
+    """Submit a JSON Lines file's tasks in batches (`services.batches`); print each task's id."""
+    try:
+        items = batch_service.items_from_lines(handle)
+    except errors.ServiceError as exc:
+        _fail(exc)
+    if not items:
+        raise click.UsageError("the file holds no task")
+    stored = 0
+    for number, start in enumerate(range(0, len(items), batch_service.BATCH_MAX)):
+        chunk = items[start : start + batch_service.BATCH_MAX]
+        key = f"{idempotency_key}:{number}" if idempotency_key else None
+        try:
+            found, created = batch_service.submit(chunk, account_id=owner.id, idempotency_key=key)
+        except errors.ServiceError as exc:
+            click.echo(f"{stored} tasks stored before this batch (lines from {start + 1})", err=True)
+            _fail(exc)
+        for task in found:
+            click.echo(task.id)
+        stored += len(found)
+        click.echo(f"{'submitted' if created else 'existing'} batch {number + 1}: {len(found)} tasks", err=True)
+    click.echo(f"{stored} tasks", err=True)
 
 
 def _account(name: str | None):

@@ -309,3 +309,30 @@ def test_schedules_commands_create_list_pause_resume_show_and_delete(backend, ap
 
     bad = _cli_in(app, "schedules", "create", "bad", "noop", "--cron", "61 * * * *", "--account", account.name)
     assert bad.returncode == 1 and "cron" in bad.stderr
+
+
+@pytest.mark.embedded
+def test_submit_from_file_stores_batches_all_or_none(backend, settings, app, tmp_path):
+    good = tmp_path / "tasks.jsonl"
+    lines = [json.dumps({"type": "noop", "params": {"echo": n}}) for n in range(1001)]
+    lines.insert(3, "")  # blank lines are skipped
+    lines.append(json.dumps({"type": "sleep", "params": {"seconds": 1}, "priority": "low"}))
+    good.write_text("\n".join(lines) + "\n")
+    stored = _cli_in(app, "tasks", "submit", "--from-file", str(good), "--idempotency-key", "import-1")
+    assert stored.returncode == 0, stored.stderr
+    ids = stored.stdout.split()
+    assert len(ids) == 1002 and "batch 2: 2 tasks" in stored.stderr
+    assert task_service.count(None) == 1002
+    assert task_service.get(ids[-1], None).type == "sleep"
+    again = _cli_in(app, "tasks", "submit", "--from-file", str(good), "--idempotency-key", "import-1")
+    assert again.returncode == 0 and again.stdout.split() == ids, "a repeated key returns the stored tasks"
+    assert task_service.count(None) == 1002
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"type": "noop"}\n{"type": "sleep", "params": {"seconds": -1}}\n')
+    refused = _cli_in(app, "tasks", "submit", "--from-file", str(bad))
+    assert refused.returncode == 1 and "seconds" in refused.stderr
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"type": "noop"}\n{"type": "noop", "prio": 1}\n')
+    refused = _cli_in(app, "tasks", "submit", "--from-file", str(broken))
+    assert refused.returncode == 1 and "line 2" in refused.stderr and "prio" in refused.stderr
+    assert task_service.count(None) == 1002, "a refused batch stores nothing"

@@ -8,6 +8,7 @@ from app.api import (
     account,
     admin,
     auth,
+    batches,
     errors,
     health,
     limits,
@@ -61,6 +62,7 @@ def init_app(app: flask.Flask, registry) -> Api:
     api.register_blueprint(account.blueprint)
     api.register_blueprint(admin.blueprint)
     api.register_blueprint(tasks.blueprint)
+    api.register_blueprint(batches.blueprint)
     api.register_blueprint(task_types.blueprint)
     api.register_blueprint(task_types.typed_blueprint(registry))
     api.register_blueprint(media.blueprint)

@@ -3,6 +3,7 @@
 them (`app.services.metrics`)."""
 
 import hmac
+import re
 import time
 
 import flask
@@ -11,6 +12,9 @@ import prometheus_client
 from app import runtime
 from app.api import errors
 from app.services import metrics
+
+# A route's label is its template without converters: `/api/tasks/<task_id>`, not `<uuid:task_id>`.
+CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
 
 blueprint = flask.Blueprint("metrics", __name__)
 
@@ -41,6 +45,6 @@ def _count(response: flask.Response) -> flask.Response:
     started = flask.g.pop("metrics_started", None)
     if started is not None:
         rule = flask.request.url_rule
-        route = rule.rule if rule is not None else "unmatched"
+        route = CONVERTER.sub(r"<\1>", rule.rule) if rule is not None else "unmatched"
         metrics.METER.observe(route, flask.request.method, response.status_code, time.perf_counter() - started)
     return response

@@ -64,6 +64,43 @@ class Submitted(ma.Schema):
     eta_seconds = ma.fields.Float(allow_none=True, metadata={"description": "estimated seconds until it finishes"})
 
 
+class BatchSubmit(Body):
+    tasks = ma.fields.List(
+        ma.fields.Nested(TaskSubmit),
+        required=True,
+        validate=ma.validate.Length(min=1, max=1000),
+        metadata={"description": "1 to 1000 tasks, each as `POST /api/tasks` takes it; stored all or none"},
+    )
+
+
+class BatchIdempotencyHeader(Headers):
+    idempotency_key = fields.Text(
+        data_key="Idempotency-Key",
+        validate=ma.validate.Length(min=1, max=190),
+        metadata={
+            "description": "repeat a batch safely: the same key in the account returns the first batch's tasks "
+            "(task n gets the key `<key>#n`)"
+        },
+    )
+
+
+class BatchTask(ma.Schema):
+    task_id = ma.fields.UUID(required=True, attribute="id")
+    type = ma.fields.String(required=True)
+    pool = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, metadata={"enum": STATUSES})
+    priority = ma.fields.Function(
+        lambda task: Priority(task.priority).name.lower(), required=True, metadata={"enum": PRIORITIES}
+    )
+    run_at = ma.fields.DateTime(required=True)
+
+
+class BatchSubmitted(ma.Schema):
+    created = ma.fields.Boolean(required=True, metadata={"description": "false when the idempotency key was seen"})
+    count = ma.fields.Integer(required=True)
+    tasks = ma.fields.List(ma.fields.Nested(BatchTask), required=True, metadata={"description": "in the batch's order"})
+
+
 class TaskFilter(Query):
     type = fields.Text(validate=ma.validate.Length(max=64))
     status = fields.Text(validate=ma.validate.OneOf(STATUSES))

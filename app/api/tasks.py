@@ -109,7 +109,7 @@ def page_body(items: list, page: int, size: int, total: int) -> dict:
     return {"items": items, "meta": {"page": page, "page_size": size, "total": total, "pages": math.ceil(total / size)}}
 
 
-@blueprint.route("/<task_id>", methods=["GET"])
+@blueprint.route("/<uuid:task_id>", methods=["GET"])
 @blueprint.response(200, schemas.TaskDetail)
 @blueprint.alt_response(404, schema=ErrorSchema, **TASK_NOT_FOUND)
 def get_task(task_id: str):
@@ -149,7 +149,7 @@ def retry(task_id: str):
     return submitted(task, False)
 
 
-@blueprint.route("/<task_id>", methods=["DELETE"])
+@blueprint.route("/<uuid:task_id>", methods=["DELETE"])
 @blueprint.response(204)
 @blueprint.alt_response(404, schema=ErrorSchema, **TASK_NOT_FOUND)
 @blueprint.alt_response(409, schema=ErrorSchema, description="the task is waiting or running")

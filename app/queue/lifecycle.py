@@ -79,40 +79,27 @@ def submit(
     Raises UnknownTaskType, processors.errors.InvalidParams, ValueError (priority) or
     QuotaExceeded.
     """
-    if type not in registry:
-        raise errors.UnknownTaskType(f"unknown task type {type!r}")
-    cls = registry.processor_class(type)
-    policy = registry.policy(type)
+    at = now()
     # Checked before a repeat is looked up: a repeat with bad input is refused like any submit.
-    stored = cls.dump_params(cls.load_params(params))
-    rank = parse_priority(priority, policy.priority)
+    task = new_task(
+        registry,
+        type=type,
+        params=params,
+        account_id=account_id,
+        user_id=user_id,
+        priority=priority,
+        run_at=run_at,
+        parent_id=parent_id,
+        idempotency_key=idempotency_key,
+        at=at,
+    )
     if idempotency_key:
         existing = _by_key(session, account_id, idempotency_key)
         if existing is not None:
             return existing, False
     if max_waiting is not None:
         quota.check_waiting(session, account_id, max_waiting)
-    at = now()
-    task = models.Task(
-        id=uuid.uuid4(),
-        type=type,
-        pool=policy.pool,
-        status=Status.QUEUED,
-        priority=rank,
-        params=stored,
-        max_attempts=policy.max_attempts,
-        run_at=run_at or at,
-        account_id=account_id,
-        user_id=user_id,
-        parent_id=parent_id,
-        idempotency_key=idempotency_key,
-        created_at=at,
-        updated_at=at,
-        attempt=0,
-        progress=0.0,
-    )
-    task.effective_priority = task.priority
-    event = {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}
+    event = queued_event(task)
     values = {name: getattr(task, name) for name in sql.SUBMITTED}
     if not idempotency_key and _is_postgres(session):  # the row and its event in one statement
         values["event_data"] = event
@@ -135,6 +122,53 @@ def submit(
         return existing, False
     add_event(session, task.id, 0, "status", event, at)
     return task, True
+
+
+def new_task(
+    registry: registry_module.Registry,
+    *,
+    type: str,
+    params: dict | None,
+    account_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    priority: str | int | None,
+    run_at: datetime.datetime | None,
+    parent_id: uuid.UUID | None,
+    idempotency_key: str | None,
+    at: datetime.datetime,
+) -> models.Task:
+    """Validate a submit and return its task, queued at attempt 0 and not yet stored (no fair
+    place yet). Raises UnknownTaskType, processors.errors.InvalidParams or ValueError (priority)."""
+    if type not in registry:
+        raise errors.UnknownTaskType(f"unknown task type {type!r}")
+    cls = registry.processor_class(type)
+    policy = registry.policy(type)
+    stored = cls.dump_params(cls.load_params(params))
+    rank = parse_priority(priority, policy.priority)
+    return models.Task(
+        id=uuid.uuid4(),
+        type=type,
+        pool=policy.pool,
+        status=Status.QUEUED,
+        priority=rank,
+        effective_priority=rank,
+        params=stored,
+        max_attempts=policy.max_attempts,
+        run_at=run_at or at,
+        account_id=account_id,
+        user_id=user_id,
+        parent_id=parent_id,
+        idempotency_key=idempotency_key,
+        created_at=at,
+        updated_at=at,
+        attempt=0,
+        progress=0.0,
+    )
+
+
+def queued_event(task: models.Task) -> dict:
+    """The data of a new task's first event."""
+    return {"status": Status.QUEUED, "priority": Priority(task.priority).name.lower()}
 
 
 def _submit_committed(

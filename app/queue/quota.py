@@ -16,9 +16,9 @@ from app.queue import errors, sql
 MAX_WAITING = "max_waiting"
 
 
-def check_waiting(session: orm.Session, account_id: uuid.UUID, default: int) -> None:
-    """Raise QuotaExceeded if the account already has its quota of waiting tasks (its own
-    `max_waiting`, else `default`)."""
+def check_waiting(session: orm.Session, account_id: uuid.UUID, default: int, adding: int = 1) -> None:
+    """Raise QuotaExceeded if `adding` more waiting tasks would take the account over its
+    quota (its own `max_waiting`, else `default`): a batch is refused whole."""
     row = session.execute(sql.waiting_quota(account_id, default)).one()
-    if row.waiting >= row.cap:
+    if row.waiting + adding > row.cap:
         raise errors.QuotaExceeded(MAX_WAITING, row.cap, row.waiting)

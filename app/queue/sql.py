@@ -252,6 +252,11 @@ def fair_place(account: sa.ColumnElement, pool: sa.ColumnElement) -> sa.ColumnEl
     per step, interleaved with the other accounts' by weight, and an account that was idle
     starts level with the others, not ahead by all the time it was away (start-time fair
     queueing; Hatchet's round-robin by key works the same way)."""
+    return _fair_start(account, pool) + _fair_step(account)
+
+
+def _fair_start(account: sa.ColumnElement, pool: sa.ColumnElement) -> sa.ColumnElement:
+    # The later of the account's last waiting place and the pool's virtual time.
     mine, started = tasks.alias("mine"), tasks.alias("started")
     own = sa.select(sa.func.max(mine.c.fair_seq)).where(
         mine.c.account_id == account, mine.c.pool == pool, mine.c.status == Status.QUEUED
@@ -260,10 +265,46 @@ def fair_place(account: sa.ColumnElement, pool: sa.ColumnElement) -> sa.ColumnEl
         started.c.pool == pool, started.c.status == Status.RUNNING
     )
     clock = sa.select(clocks.c.fair_seq).where(clocks.c.pool == pool)
-    step = sa.select(1.0 / accounts.c.weight).where(accounts.c.id == account)
     zero = sa.literal(0.0, sa.Double)
-    now_at = greatest(*(sa.func.coalesce(q.scalar_subquery(), zero) for q in (own, running, clock)))
-    return now_at + sa.func.coalesce(step.scalar_subquery(), sa.literal(1.0, sa.Double))
+    return greatest(*(sa.func.coalesce(q.scalar_subquery(), zero) for q in (own, running, clock)))
+
+
+def _fair_step(account: sa.ColumnElement) -> sa.ColumnElement:
+    # One task's step in the account's share: 1 / its weight.
+    step = sa.select(1.0 / accounts.c.weight).where(accounts.c.id == account)
+    return sa.func.coalesce(step.scalar_subquery(), sa.literal(1.0, sa.Double))
+
+
+def fair_start(account_id: uuid.UUID, pool: str) -> sa.Select:
+    """fair_start: where a batch of an account's tasks starts in the fair share of a pool
+    (`start`) and the step between them (`step`): its tasks take start + step, start + 2 step,
+    and so on, as that many single submits would (`fair_place`)."""
+    account, pool = sa.literal(account_id, tasks.c.account_id.type), sa.literal(pool, tasks.c.pool.type)
+    return sa.select(_fair_start(account, pool).label("start"), _fair_step(account).label("step"))
+
+
+# The columns a batch submit writes, for each task, in one multi-row INSERT.
+BATCH_COLUMNS = (
+    *SUBMITTED,
+    "status",
+    "attempt",
+    "progress",
+    "updated_at",
+    "effective_priority",
+    "fair_seq",
+)
+
+
+def insert_tasks() -> sa.Insert:
+    """insert_tasks: add many new tasks in one statement (executemany: one multi-row INSERT);
+    bind BATCH_COLUMNS of each. The idempotency index refuses a repeated key per account."""
+    return sa.insert(tasks)
+
+
+def insert_events() -> sa.Insert:
+    """insert_events: append many events in one statement (executemany); bind `task_id`,
+    `attempt`, `kind`, `data` and `created_at` of each."""
+    return sa.insert(events)
 
 
 def advance_clocks(dialect: str, now: datetime.datetime) -> sa.Insert:

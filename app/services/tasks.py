@@ -41,13 +41,8 @@ def submit(
     when a provider the task needs is not configured, and errors.QuotaExceeded when the
     account is at its waiting quota."""
     conveyor = runtime.current()
-    _check_storable(params, idempotency_key)
-    quotas.check_priority(priority, role, account_id)
-    if parent_id is not None:
-        get(parent_id, account_id)
-    _check_uploads(conveyor.registry, type, params, account_id)
-    sources.check(conveyor.registry, type, params, conveyor.settings)
-    availability.check(conveyor.registry, type, params, conveyor.settings)
+    check_inputs(type, params, account_id=account_id, priority=priority, parent_id=parent_id, role=role)
+    check_key(idempotency_key)
     fields = {
         "type": type,
         "params": params,
@@ -99,15 +94,41 @@ def _wake(conveyor, task: models.Task, connection=None, look: bool = True) -> No
         conveyor.nudge_after_commit(task.pool, connection, notify=look)
 
 
-def _check_storable(params: dict | None, idempotency_key: str | None) -> None:
-    """Refuse params (and a key) the database cannot store as given (`inputs`), whichever way
-    they came in: the API's schemas check the generic submit already, not the typed endpoints'
-    raw params, the dashboard's forms or the CLI."""
+def check_inputs(
+    type: str,
+    params: dict | None,
+    *,
+    account_id: uuid.UUID,
+    priority: str | None,
+    parent_id: uuid.UUID | None,
+    role: str | None,
+) -> None:
+    """The checks of a submit that need more than the type's params schema: storable params,
+    priority by role, the parent, uploads, URL sources and the providers the task needs.
+    Raises errors.Invalid, errors.Forbidden, errors.NotFound (the parent) or errors.Unavailable."""
+    conveyor = runtime.current()
+    _check_storable(params)
+    quotas.check_priority(priority, role, account_id)
+    if parent_id is not None:
+        get(parent_id, account_id)
+    _check_uploads(conveyor.registry, type, params, account_id)
+    sources.check(conveyor.registry, type, params, conveyor.settings)
+    availability.check(conveyor.registry, type, params, conveyor.settings)
+
+
+def check_key(idempotency_key: str | None) -> None:
+    """Refuse an idempotency key the database cannot store as given (`inputs`)."""
+    if idempotency_key is not None and (why := inputs.text_problem(idempotency_key)):
+        raise errors.Invalid("invalid Idempotency-Key", {"Idempotency-Key": [why]})
+
+
+def _check_storable(params: dict | None) -> None:
+    """Refuse params the database cannot store as given (`inputs`), whichever way they came
+    in: the API's schemas check the generic submit already, not the typed endpoints' raw
+    params, the dashboard's forms or the CLI."""
     problems = inputs.json_problems(params) if isinstance(params, dict | list) else {}
     if problems:
         raise errors.Invalid("invalid params", {"params": problems})
-    if idempotency_key is not None and (why := inputs.text_problem(idempotency_key)):
-        raise errors.Invalid("invalid Idempotency-Key", {"Idempotency-Key": [why]})
 
 
 def _check_uploads(registry, type: str, params: dict | None, account_id: uuid.UUID) -> None:
